@@ -1,0 +1,47 @@
+# Two commands do all of the set-up on a fresh machine: `make run` and `make test`.
+# Set-up (once): .venv with the package in editable mode + test extras, and Delta Lake's jars
+# fetched once from Maven Central into .cache/delta-jars.  Later runs reuse both and need no network.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JARS   := .cache/delta-jars/MANIFEST
+MLFLOW_PORT ?= 5000
+
+.PHONY: setup jars run test lint ui clean clean-state
+
+setup: $(STAMP) $(JARS)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+jars: $(JARS)
+
+$(JARS): $(STAMP)
+	$(PY) build-support/fetch_delta_jars.py .cache/delta-jars
+
+run: setup
+	$(VENV)/bin/pricing run
+
+test: setup
+	$(VENV)/bin/ruff check pricing jobs features tests build-support
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check pricing jobs features tests build-support
+
+ui: setup
+	@mkdir -p .pricing
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--backend-store-uri sqlite:///$(CURDIR)/.pricing/mlflow.db \
+		--default-artifact-root file://$(CURDIR)/.pricing/mlartifacts
+
+clean-state:
+	rm -rf .pricing
+
+clean: clean-state
+	rm -rf $(VENV) .cache

@@ -1,0 +1,75 @@
+"""The ``pricing`` command: one subcommand per job, and ``run`` for the whole workflow.
+
+    pricing [--env local|dev|prod] [--set section.key=value ...] <job>
+    pricing run [--from TASK]
+
+Every job is ``jobs.<name>.run(spark, cfg) -> JobSummary``: the CLI, the tests and the Databricks
+tasks call that same function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+
+from pyspark.sql import SparkSession
+
+from pricing.config import Config, load_config
+from pricing.errors import PricingError
+from pricing.summary import JobSummary
+
+JOBS = ("generate", "ingest", "features", "validate", "train", "promote", "score")
+
+
+def job_function(name: str) -> Callable[[SparkSession, Config], JobSummary]:
+    if name not in JOBS:
+        raise PricingError(f"unknown job {name!r}; jobs are: {', '.join(JOBS)}")
+    module = importlib.import_module(f"jobs.{name}")
+    return module.run  # type: ignore[no-any-return]
+
+
+def run_job(name: str, spark: SparkSession, cfg: Config) -> JobSummary:
+    summary = job_function(name)(spark, cfg)
+    print(summary.render(), flush=True)
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pricing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default=None, help="configuration environment: local (default), dev, prod")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set simulator.n_listings=10000 (repeatable)")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in JOBS:
+        doc = (importlib.import_module(f"jobs.{name}").__doc__ or "").strip().splitlines()[0]
+        sub.add_parser(name, help=doc)
+    r = sub.add_parser("run", help="run the whole workflow (the bundle's task graph) in dependency order")
+    r.add_argument("--from", dest="from_task", default=None, help="resume from this task")
+    r.add_argument("--job", default="pricing_training", help="which bundle job's task graph to run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = load_config(args.env, args.set)
+        from pricing.spark import get_spark
+
+        if args.command == "run":
+            from pricing.dag import run_workflow
+
+            spark = get_spark(cfg, app_name="pricing-run")
+            run_workflow(spark, cfg, job=args.job, from_task=args.from_task)
+        else:
+            spark = get_spark(cfg, app_name=f"pricing-{args.command}")
+            run_job(args.command, spark, cfg)
+    except PricingError as exc:
+        print(f"pricing {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

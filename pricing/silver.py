@@ -1,0 +1,57 @@
+"""Silver: typed, deduplicated current state from bronze events.  Latest wins by event time, then id."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+
+def latest_by(keys: list[str], df: DataFrame) -> DataFrame:
+    """One row per key: the latest by ``event_time``, ties broken by ``event_id`` (deterministic)."""
+    w = Window.partitionBy(*keys).orderBy(F.col("event_time").desc(), F.col("event_id").desc())
+    return df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
+
+
+def build_listings(created: DataFrame, changes: DataFrame, sold: DataFrame, removed: DataFrame) -> DataFrame:
+    """Current state per listing: attributes, first and current price, status, sale."""
+    base = latest_by(["listing_id"], created).select(
+        "listing_id", "seller_id", "seller_rating", "seller_experience_years", "seller_is_shop",
+        "title", "description", "brand",
+        F.split("category_path", "/").getItem(0).alias("department"),
+        F.split("category_path", "/").getItem(1).alias("category"),
+        F.split("category_path", "/").getItem(2).alias("subcategory"),
+        "condition", "size", "colour", "material", "style_tags", "shipping_paid_by",
+        F.col("price").alias("list_price"), F.col("event_time").alias("created_at"),
+    )
+    price = latest_by(["listing_id"], changes).select(
+        "listing_id", F.col("new_price").alias("changed_price"), F.col("event_time").alias("price_changed_at"))
+    n_changes = changes.groupBy("listing_id").agg(F.countDistinct("event_id").alias("n_price_changes"))
+    sale = latest_by(["listing_id"], sold).select(
+        "listing_id", F.col("price").alias("sold_price"), F.col("event_time").alias("sold_at"))
+    gone = latest_by(["listing_id"], removed).select("listing_id", F.col("event_time").alias("removed_at"))
+    return (
+        base.join(price, "listing_id", "left")
+        .join(n_changes, "listing_id", "left")
+        .join(sale, "listing_id", "left")
+        .join(gone, "listing_id", "left")
+        .select(
+            *base.columns[:-2],
+            "list_price",
+            F.coalesce("changed_price", "list_price").alias("current_price"),
+            F.coalesce("n_price_changes", F.lit(0)).alias("n_price_changes"),
+            "created_at", "price_changed_at", "sold_at", "sold_price", "removed_at",
+            F.when(F.col("sold_at").isNotNull(), "sold").when(F.col("removed_at").isNotNull(), "removed")
+            .otherwise("active").alias("status"),
+        )
+    )
+
+
+def build_sales(created: DataFrame, sold: DataFrame) -> DataFrame:
+    """One row per sold listing (latest sale event wins), with the listing's seller and creation time."""
+    sale = latest_by(["listing_id"], sold)
+    listing = latest_by(["listing_id"], created).select("listing_id", "seller_id", F.col("event_time").alias("created_at"))
+    return sale.join(listing, "listing_id", "inner").select(
+        "listing_id", "seller_id", F.col("price").alias("sold_price"), "currency",
+        F.col("event_time").alias("sold_at"), "created_at", F.col("event_id").alias("sale_event_id"),
+    )

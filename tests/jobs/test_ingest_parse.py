@@ -1,0 +1,57 @@
+"""Each kind of bad landing record gets its own quarantine reason; good ones become typed bronze rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from pricing.ingest import parse, to_bronze
+
+GOOD = ('{"event_id":"listing_sold:1","event_type":"listing_sold","event_time":"2025-01-02T10:00:00.000Z",'
+        '"listing_id":1,"price":12.5,"currency":"GBP"}')
+
+
+def _sold(**over: object) -> str:
+    import json
+
+    rec = json.loads(GOOD)
+    rec.update(over)
+    return json.dumps(rec)
+
+
+def test_sale_records_are_checked_and_reasoned(spark) -> None:  # type: ignore[no-untyped-def]
+    lines = [
+        ("a", GOOD),
+        ("b", '{"event_id": "x", "listing_id": 1, "price": '),
+        ("c", _sold(event_id=None)),
+        ("d", _sold(listing_id=None)),
+        ("e", _sold(event_time="yesterday")),
+        ("f", _sold(event_time="2999-01-01T00:00:00.000Z")),
+        ("g", _sold(price=0)),
+        ("h", _sold(price=-3)),
+        ("i", _sold(price=1e9)),
+        ("j", _sold(currency="XYZ")),
+        ("k", _sold(price="twelve")),
+    ]
+    df = spark.createDataFrame(lines, "source_file string, raw_payload string").withColumn(
+        "ingested_at", F.lit(datetime(2026, 1, 1)))
+    got = df.transform(parse("listing_sold")).select("source_file", "reason")
+    expected = spark.createDataFrame(
+        [("a", None), ("b", "malformed_json"), ("c", "missing_event_id"), ("d", "missing_listing_id"),
+         ("e", "unparseable_timestamp"), ("f", "future_timestamp"), ("g", "non_positive_price"),
+         ("h", "non_positive_price"), ("i", "absurd_price"), ("j", "unknown_currency"), ("k", "wrong_type")],
+        "source_file string, reason string")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_good_record_becomes_typed_bronze_row(spark) -> None:  # type: ignore[no-untyped-def]
+    df = spark.createDataFrame([("f1", GOOD)], "source_file string, raw_payload string").withColumn(
+        "ingested_at", F.lit(datetime(2026, 1, 1)))
+    got = df.transform(parse("listing_sold")).transform(to_bronze("listing_sold"))
+    expected = spark.createDataFrame(
+        [("listing_sold:1", "listing_sold", 1, 12.5, "GBP", datetime(2025, 1, 2, 10), "f1", datetime(2026, 1, 1))],
+        "event_id string, event_type string, listing_id long, price double, currency string, "
+        "event_time timestamp, source_file string, ingested_at timestamp")
+    assert_df_equality(got, expected, ignore_nullable=True)

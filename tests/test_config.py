@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pricing.config import load_config
+from pricing.errors import ConfigError
+from pricing.tables import table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _conf(tmp_path: Path, base: str, env: str | None = None) -> Path:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "base.yml").write_text(base)
+    if env is not None:
+        (conf / "prod.yml").write_text(env)
+    return conf
+
+
+def test_env_file_overrides_base_and_tables_resolve_per_environment() -> None:
+    local = load_config("local")
+    dev = load_config("dev")
+    assert local.spark.master == "local[2]"
+    assert table(local, "bronze.listings_raw").path == str(ROOT / ".pricing" / "warehouse" / "bronze" / "listings_raw")
+    assert table(dev, "ml.price_suggestions").full_name == "pricing_dev.ml.price_suggestions"
+    assert table(dev, "ml.price_suggestions").sql == "`pricing_dev`.`ml`.`price_suggestions`"
+
+
+def test_unknown_key_is_named_with_the_file_that_set_it(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "train:\n  num_workers: 2\n", "train:\n  num_workerz: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config("prod", conf_dir=conf, project_dir=tmp_path)
+    assert "train.num_workerz: unknown key" in str(err.value)
+    assert "prod.yml" in str(err.value)
+
+
+def test_wrong_type_is_named_with_key_and_file(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "spark:\n  shuffle_partitions: lots\n")
+    with pytest.raises(ConfigError) as err:
+        load_config("local", conf_dir=conf, project_dir=tmp_path)
+    assert "spark.shuffle_partitions" in str(err.value) and "base.yml" in str(err.value)
+
+
+def test_overrides_are_typed_too() -> None:
+    assert load_config("local", ["train.num_workers=1"]).train.num_workers == 1
+    with pytest.raises(ConfigError, match="train.quantiles"):
+        load_config("local", ["train.quantiles=[0.9, 0.5, 0.1]"])
+
+
+@pytest.mark.parametrize("bad", ["main; DROP TABLE x", "ma`in", "o'hare", "1abc"])
+def test_identifiers_carrying_sql_are_rejected(bad: str) -> None:
+    with pytest.raises(ConfigError, match="identifier"):
+        load_config("local", {"storage": {"catalog": bad}})
+
+
+def test_bad_logical_table_name_fails_before_any_write() -> None:
+    cfg = load_config("local")
+    with pytest.raises(ConfigError, match="layer.table"):
+        table(cfg, "bronze.listings; DROP")
+    with pytest.raises(ConfigError, match="not in storage.schemas"):
+        table(cfg, "gold.things")
+
+
+def test_unity_catalog_needs_three_level_model_name() -> None:
+    with pytest.raises(ConfigError, match="catalog.schema.model"):
+        load_config("local", ["mlflow.registry_uri=databricks-uc"])
+
+
+def test_unknown_environment() -> None:
+    with pytest.raises(ConfigError, match="unknown environment"):
+        load_config("staging")

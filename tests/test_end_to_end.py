@@ -1,0 +1,75 @@
+"""The thin path on the real stack: simulator -> Delta bronze/silver/features -> GX -> xgboost.spark ->
+MLflow run + registry (SQLite) -> champion -> batch scoring of every active listing."""
+
+from __future__ import annotations
+
+import pytest
+from chispa import assert_df_equality
+from mlflow.tracking import MlflowClient
+from pyspark.sql import functions as F
+
+from pricing import delta_io, tracking
+from pricing.cli import run_job
+from pricing.dag import run_workflow
+from pricing.schemas import LANDING
+from pricing.tables import table
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workflow(spark, cfg):  # type: ignore[no-untyped-def]
+    return run_workflow(spark, cfg)
+
+
+def test_every_task_ran(workflow) -> None:  # type: ignore[no-untyped-def]
+    assert list(workflow) == ["generate", "ingest", "features", "validate", "train", "promote", "score"]
+
+
+def test_silver_matches_the_landing_events(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    landing = spark.read.schema(LANDING["listing_created"]).json(
+        str(cfg.state_path(cfg.ingest.landing_dir) / "listing_created"))
+    silver = delta_io.read(spark, table(cfg, "silver.listings"))
+    assert_df_equality(
+        silver.select("listing_id", "seller_id", "brand", F.col("list_price").alias("price"), "title"),
+        landing.select("listing_id", "seller_id", "brand", "price", "title"),
+        ignore_row_order=True, ignore_nullable=True,
+    )
+
+
+def test_champion_is_registered_with_metrics(cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    tracking.setup(cfg)
+    client = MlflowClient()
+    mv = client.get_model_version_by_alias(cfg.mlflow.model_name, tracking.CHAMPION)
+    assert client.get_model_version_by_alias(cfg.mlflow.model_name, tracking.CHALLENGER).version == mv.version
+    metrics = client.get_run(mv.run_id).data.metrics
+    assert metrics["test_rmsle"] < metrics["baseline_global_median_rmsle"]
+    assert metrics["test_rmsle"] < metrics["baseline_category_condition_rmsle"]
+    assert metrics["interval_hi"] > 0 and metrics["interval_lo"] < 0
+    assert mv.tags["promotion_decision"] == "promoted"
+    assert mv.tags["sanity"] == "passed"
+
+
+def test_every_active_listing_is_priced_once(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    active = delta_io.read(spark, table(cfg, "silver.listings")).where("status = 'active'").select("listing_id")
+    preds = delta_io.read(spark, table(cfg, "ml.price_suggestions"))
+    assert_df_equality(preds.select("listing_id"), active, ignore_row_order=True, ignore_nullable=True)
+    bad = preds.where("p10 > p50 OR p50 > p90 OR suggested_price IS NULL OR suggested_price < 0")
+    assert bad.count() == 0
+    tracking.setup(cfg)
+    champion = MlflowClient().get_model_version_by_alias(cfg.mlflow.model_name, tracking.CHAMPION).version
+    assert [r.model_version for r in preds.select("model_version").distinct().collect()] == [int(champion)]
+
+
+def test_rescoring_the_same_date_replaces_rows(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    ref = table(cfg, "ml.price_suggestions")
+    before = delta_io.read(spark, ref).select("listing_id", "suggested_price", "p10", "p50", "p90")
+    run_job("score", spark, cfg)
+    after = delta_io.read(spark, ref).select("listing_id", "suggested_price", "p10", "p50", "p90")
+    assert_df_equality(after, before, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_ingest_again_adds_nothing(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    summary = run_job("ingest", spark, cfg)
+    assert set(summary.rows_in.values()) == {0}
+    assert all(v == 0 for k, v in summary.rows_out.items() if k.startswith("bronze."))
