@@ -8,9 +8,11 @@ records read = inserted into bronze + quarantined + duplicates dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
@@ -20,7 +22,7 @@ from pricing.errors import DataQualityError
 from pricing.ingest import bronze_schema, parse, to_bronze, to_quarantine
 from pricing.silver import build_listings, build_sales
 from pricing.summary import JobSummary
-from pricing.tables import table
+from pricing.tables import TableRef, table
 
 
 @dataclass
@@ -31,38 +33,57 @@ class Tally:
     duplicates: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: Tally) -> None:
+        for k in ("read", "inserted", "quarantined", "duplicates"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        for k, v in other.reasons.items():
+            self.reasons[k] = self.reasons.get(k, 0) + v
 
-def _process_batch(spark: SparkSession, cfg: Config, event_type: str, batch: DataFrame, tally: Tally) -> None:
-    batch = batch.persist()
+    @property
+    def reconciles(self) -> bool:
+        return self.read == self.inserted + self.quarantined + self.duplicates
+
+
+def _new_rows(spark: SparkSession, df: DataFrame, key: str, order: list[Column], ref: TableRef) -> tuple[DataFrame, int]:
+    """Rows of ``df`` whose ``key`` is neither repeated earlier in ``df`` nor already in ``ref``, and the
+    number of duplicates left out.  Counted here, independently of what the MERGE reports inserting,
+    so that the reconciliation below is a real check and not arithmetic."""
+    w = Window.partitionBy(key).orderBy(*order)
+    ranked = df.withColumn("_n", F.row_number().over(w))
+    first = ranked.where("_n = 1").drop("_n")
+    if delta_io.exists(spark, ref):
+        first = first.join(delta_io.read(spark, ref).select(key), key, "left_anti")
+    first = first.persist()
+    return first, first.count()
+
+
+def _process_batch(spark: SparkSession, cfg: Config, event_type: str, batch: DataFrame) -> Tally:
+    """One micro-batch (or one batch file set): parse, quarantine the bad, MERGE the new, count all."""
     parsed = batch.transform(parse(event_type)).persist()
     read = parsed.count()
-    good = parsed.where(F.col("reason").isNull())
     bad = parsed.where(F.col("reason").isNotNull()).transform(to_quarantine(event_type))
-    # Within one batch keep the first copy of an event id (deterministically: by file, then payload).
-    w = Window.partitionBy("event_id").orderBy("source_file", "event_time")
-    rows = good.transform(to_bronze(event_type)).withColumn("_n", F.row_number().over(w))
-    unique = rows.where("_n = 1").drop("_n").persist()
-    unique.count()
-    ref = table(cfg, schemas.BRONZE_TABLE[event_type])
-    before = delta_io.read(spark, ref).count() if delta_io.exists(spark, ref) else 0
-    delta_io.merge(spark, unique, ref, ["event_id"], update=False)
-    inserted = delta_io.read(spark, ref).count() - before
-    bad = bad.persist()
-    reasons = {r["reason"]: r["count"] for r in bad.groupBy("reason").count().collect()}
-    n_bad = sum(reasons.values())
-    if n_bad:
-        delta_io.merge(spark, bad, table(cfg, "bronze.quarantine"), ["payload_hash"], update=False)
-    tally.read += read
-    tally.inserted += inserted
-    tally.quarantined += n_bad
-    tally.duplicates += read - n_bad - inserted
-    for k, v in reasons.items():
-        tally.reasons[k] = tally.reasons.get(k, 0) + v
-    for df in (batch, parsed, unique, bad):
+    good = parsed.where(F.col("reason").isNull()).transform(to_bronze(event_type))
+    qref, ref = table(cfg, "bronze.quarantine"), table(cfg, schemas.BRONZE_TABLE[event_type])
+    # Keep the first copy of an event id, deterministically: by file, then event time, then payload.
+    tie_break = F.xxhash64(*[c for c in good.columns if c != "ingested_at"])
+    unique, n_unique = _new_rows(spark, good, "event_id", [F.col("source_file"), F.col("event_time"), tie_break], ref)
+    bad_new, n_bad_new = _new_rows(spark, bad, "payload_hash", [F.col("source_file")], qref)
+    tally = Tally(read=read)
+    tally.reasons = {r["reason"]: r["count"] for r in bad_new.groupBy("reason").count().collect()}
+    tally.inserted = delta_io.merge(spark, unique, ref, ["event_id"], update=False).inserted \
+        if n_unique else 0
+    tally.quarantined = delta_io.merge(spark, bad_new, qref, ["payload_hash"], update=False).inserted \
+        if n_bad_new else 0
+    n_good = parsed.where(F.col("reason").isNull()).count()
+    n_bad = read - n_good
+    tally.duplicates = (n_good - n_unique) + (n_bad - n_bad_new)
+    for df in (parsed, unique, bad_new):
         df.unpersist()
+    return tally
 
 
-def ingest_events(spark: SparkSession, cfg: Config, event_type: str, landing: str) -> Tally:
+def stream_landing(spark: SparkSession, cfg: Config, event_type: str, landing: str) -> Tally:
+    """New landing files of one event type, exactly once (checkpointed ``availableNow`` stream)."""
     tally = Tally()
     stream = (
         spark.readStream.format("text")
@@ -79,45 +100,62 @@ def ingest_events(spark: SparkSession, cfg: Config, event_type: str, landing: st
     query = (
         stream.writeStream.trigger(availableNow=True)
         .option("checkpointLocation", str(checkpoint))
-        .foreachBatch(lambda df, _id: _process_batch(spark, cfg, event_type, df, tally))
+        .foreachBatch(lambda df, _id: tally.add(_process_batch(spark, cfg, event_type, df)))
         .start()
     )
     query.awaitTermination()
     return tally
 
 
-def run(spark: SparkSession, cfg: Config) -> JobSummary:
+def _sources(spark: SparkSession, cfg: Config) -> list[tuple[str, Callable[[], Tally]]]:
+    """(event type, thunk that ingests it) for the configured source."""
+    if cfg.ingest.source == "mercari":
+        from pricing.sources.mercari import mercari_landing
+
+        m = cfg.ingest.mercari
+        frames = mercari_landing(spark, str(cfg.path(cfg.ingest.path)), currency=m.currency,
+                                 start=datetime.combine(m.start_date, time(), tzinfo=UTC), days=m.days)
+        return [(et, lambda df=df, et=et: _process_batch(spark, cfg, et, df)) for et, df in frames.items()]
     from jobs.generate import landing_dir
 
-    summary = JobSummary("ingest")
     landing = landing_dir(cfg)
+    return [(et, lambda et=et: stream_landing(spark, cfg, et, landing)) for et in schemas.LANDING]
+
+
+def run(spark: SparkSession, cfg: Config) -> JobSummary:
+    summary = JobSummary("ingest")
     totals = Tally()
-    for event_type in schemas.LANDING:
-        t = ingest_events(spark, cfg, event_type, landing)
+    for event_type, ingest in _sources(spark, cfg):
+        t = ingest()
+        if not t.reconciles:
+            raise DataQualityError(
+                f"ingest of {event_type} does not reconcile: read {t.read:,} != bronze {t.inserted:,} + "
+                f"quarantine {t.quarantined:,} + duplicates {t.duplicates:,}. Nothing was lost from the "
+                "landing files; inspect bronze and bronze.quarantine before re-running."
+            )
         summary.rows_in[event_type] = t.read
         summary.rows_out[schemas.BRONZE_TABLE[event_type]] = t.inserted
-        for k in ("read", "inserted", "quarantined", "duplicates"):
-            setattr(totals, k, getattr(totals, k) + getattr(t, k))
-        for k, v in t.reasons.items():
-            totals.reasons[k] = totals.reasons.get(k, 0) + v
-    if totals.read != totals.inserted + totals.quarantined + totals.duplicates:
-        raise DataQualityError(
-            f"ingest counts do not reconcile: read {totals.read} != bronze {totals.inserted} + "
-            f"quarantine {totals.quarantined} + duplicates {totals.duplicates}"
-        )
+        totals.add(t)
+    summary.info["source"] = cfg.ingest.source
     summary.info["reconcile"] = (f"read {totals.read:,} = bronze {totals.inserted:,} + quarantine "
                                  f"{totals.quarantined:,} + duplicates {totals.duplicates:,}")
+    summary.info["counts"] = {"read": totals.read, "inserted": totals.inserted, "quarantined": totals.quarantined,
+                      "duplicates": totals.duplicates}
     if totals.reasons:
-        summary.info["quarantine"] = totals.reasons
+        summary.info["quarantine"] = dict(sorted(totals.reasons.items()))
     bronze = {et: table(cfg, t) for et, t in schemas.BRONZE_TABLE.items()}
     for et, ref in bronze.items():
         if not delta_io.exists(spark, ref):  # no file of this type yet: an empty table keeps silver simple
             delta_io.overwrite(spark.createDataFrame([], bronze_schema(spark, et)), ref)
-    created, changes, sold, removed = (delta_io.read(spark, bronze[et]) for et in schemas.LANDING)
-    for logical, df in (("silver.listings", build_listings(created, changes, sold, removed)),
-                        ("silver.sales", build_sales(created, sold))):
+    silver = ("silver.listings", "silver.sales")
+    # Silver is a pure function of bronze: rebuild it only when bronze changed (a no-op run writes nothing).
+    if totals.inserted or not all(delta_io.exists(spark, table(cfg, t)) for t in silver):
+        created, changes, sold, removed = (delta_io.read(spark, bronze[et]) for et in schemas.LANDING)
+        for logical, df in zip(silver, (build_listings(created, changes, sold, removed), build_sales(created, sold)),
+                               strict=True):
+            delta_io.overwrite(df, table(cfg, logical))
+    for logical in silver:
         ref = table(cfg, logical)
-        delta_io.overwrite(df, ref)
         summary.rows_out[logical] = delta_io.read(spark, ref).count()
         summary.tables[logical] = delta_io.version(spark, ref)
     for et, ref in bronze.items():

@@ -2,6 +2,7 @@
 
     pricing [--env local|dev|prod] [--set section.key=value ...] <job>
     pricing run [--from TASK]
+    pricing ingest --format mercari PATH      (load a Mercari Price Suggestion .tsv instead)
 
 Every job is ``jobs.<name>.run(spark, cfg) -> JobSummary``: the CLI, the tests and the Databricks
 tasks call that same function.
@@ -13,6 +14,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -44,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name in JOBS:
         doc = (importlib.import_module(f"jobs.{name}").__doc__ or "").strip().splitlines()[0]
-        sub.add_parser(name, help=doc)
+        job = sub.add_parser(name, help=doc)
+        if name == "ingest":
+            job.add_argument("--format", dest="source", choices=("simulator", "mercari"), default=None,
+                             help="input format (default: ingest.source from config)")
+            job.add_argument("path", nargs="?", default=None,
+                             help="input file for file formats, e.g. a Mercari train.tsv")
     r = sub.add_parser("run", help="run the whole workflow (the bundle's task graph) in dependency order")
     r.add_argument("--from", dest="from_task", default=None, help="resume from this task")
     r.add_argument("--job", default="pricing_training", help="which bundle job's task graph to run")
@@ -53,8 +60,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    overrides = list(args.set)
+    if getattr(args, "source", None):
+        overrides.append(f"ingest.source={args.source}")
+    if getattr(args, "path", None):
+        overrides.append(f"ingest.path={Path(args.path).resolve()}")
     try:
-        cfg = load_config(args.env, args.set)
+        cfg = load_config(args.env, overrides)
         from pricing.spark import get_spark
 
         if args.command == "run":

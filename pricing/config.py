@@ -94,12 +94,36 @@ class SimulatorConfig(_Section):
     start_date: date = date(2024, 11, 1)
     days: int = Field(730, ge=30)
     partitions: int = Field(8, ge=1)
+    bad_record_rate: float = Field(0.01, ge=0.0, le=0.5)
+    """Share of landing events damaged with one fault kind each (see ``pricing.landing.FAULTS``)."""
+    export_through: date | None = None
+    """Last day of the landing export; ``None`` = the whole simulated period.  Raising it later adds
+    the new days' files only, the way an app's daily export arrives."""
+
+
+class MercariConfig(_Section):
+    """The public Mercari Price Suggestion format has no timestamps: listings are spread over a
+    synthetic period in ``train_id`` order (see ``pricing.sources.mercari``)."""
+
+    currency: str = "USD"
+    start_date: date = date(2018, 1, 1)
+    days: int = Field(365, ge=30)
 
 
 class IngestConfig(_Section):
-    source: Literal["simulator"] = "simulator"
+    source: Literal["simulator", "mercari"] = "simulator"
+    """simulator: the landing JSON files ``generate`` writes; mercari: a Mercari-format TSV at ``path``."""
     landing_dir: str = "landing"
     """Relative to ``storage.root`` unless absolute."""
+    path: str | None = None
+    """Input file for file-based sources (mercari); relative to the project root unless absolute."""
+    mercari: MercariConfig = Field(default_factory=MercariConfig)
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> IngestConfig:
+        if self.source == "mercari" and not self.path:
+            raise ValueError("ingest.source 'mercari' needs ingest.path (the .tsv file to load)")
+        return self
 
 
 class FeaturesConfig(_Section):

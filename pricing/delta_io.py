@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -53,17 +54,26 @@ def append(df: DataFrame, ref: TableRef) -> None:
         writer.save(ref.path)
 
 
+@dataclass(frozen=True)
+class MergeResult:
+    inserted: int
+    updated: int
+
+
 def merge(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Sequence[str],
-          update: bool = True) -> None:
-    """Upsert ``df`` into ``ref`` on ``keys``; create the table if needed.
+          update: bool = True) -> MergeResult:
+    """Upsert ``df`` into ``ref`` on ``keys``; create the table if needed.  Returns Delta's own row
+    counts for the transaction (not a before/after count, which a concurrent writer would skew).
 
     With ``update=False`` matched rows are left alone (insert-only: exactly-once event ingestion).
     """
     if not exists(spark, ref):
         overwrite(df, ref)
-        return
+        metrics = _delta(spark, ref).history(1).collect()[0]["operationMetrics"] or {}
+        return MergeResult(int(metrics.get("numOutputRows", 0)), 0)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     builder = _delta(spark, ref).alias("t").merge(df.alias("s"), cond)
     if update:
         builder = builder.whenMatchedUpdateAll()
-    builder.whenNotMatchedInsertAll().execute()
+    row = builder.whenNotMatchedInsertAll().execute().collect()[0]
+    return MergeResult(int(row["num_inserted_rows"]), int(row["num_updated_rows"]))

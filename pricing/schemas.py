@@ -40,6 +40,6 @@ QUARANTINE = _struct(
 )
 
 CONDITIONS = ("new_with_tags", "like_new", "good", "used", "fair")
-CURRENCIES = ("GBP",)
+CURRENCIES = ("GBP", "EUR", "USD")
 MAX_PRICE = 100_000.0
 MAX_TEXT = 5_000

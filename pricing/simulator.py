@@ -32,7 +32,7 @@ DROP_DAYS = (14, 28)
 HORIZON_DAYS = 60
 DROP_FACTOR = 0.9
 # Calibrates the overall price level to published secondhand-marketplace medians (about 17-20).
-PRICE_LEVEL = -0.45
+PRICE_LEVEL = -0.36
 
 
 def uniform(seed: int, salt: str, *cols: Column | str) -> Column:
@@ -97,13 +97,13 @@ def brand_name(i: int) -> str:
 def _brands(spark: SparkSession, cfg: SimulatorConfig) -> DataFrame:
     names = spark.createDataFrame([(i, brand_name(i)) for i in range(cfg.n_brands)], "brand_idx int, brand string")
     # Popular brands (low index) are mostly mid-market; the long tail spans budget to luxury.
-    tier = pick([1, 2, 3, 4, 5], [0.25, 0.35, 0.25, 0.1, 0.05], uniform(cfg.seed, "tier", "brand_idx"))
+    tier = pick([1, 2, 3, 4, 5], [0.26, 0.36, 0.21, 0.11, 0.06], uniform(cfg.seed, "tier", "brand_idx"))
     return names.select(
         "*",
         tier.alias("brand_tier"),
-        (0.2 * normal(cfg.seed, "brandeff", "brand_idx")).alias("brand_effect"),
+        (0.3 * normal(cfg.seed, "brandeff", "brand_idx")).alias("brand_effect"),
     ).withColumn(
-        "tier_effect", F.element_at(F.array(*[F.lit(x) for x in (-0.35, 0.0, 0.35, 0.8, 1.4)]), F.col("brand_tier"))
+        "tier_effect", F.element_at(F.array(*[F.lit(x) for x in (-0.4, 0.0, 0.4, 1.0, 2.0)]), F.col("brand_tier"))
     )
 
 

@@ -79,7 +79,10 @@ def get_spark(cfg: Config, app_name: str | None = None, testing: bool = False) -
         .config("spark.driver.memory", cfg.spark.driver_memory)
         .config("spark.sql.warehouse.dir", str(state / "spark-warehouse"))
         .config("spark.ui.enabled", str(cfg.spark.ui and not testing).lower())
-        .config("spark.ui.showConsoleProgress", str(not testing).lower())
+        # Stage bars only on a terminal: in a scheduler's log they are noise (jobs print their own progress).
+        .config("spark.ui.showConsoleProgress", str(not testing and sys.stderr.isatty()).lower())
+        # Local disks list fast on the driver; a Spark job per landing listing costs seconds on 2 cores.
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "4096")
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
