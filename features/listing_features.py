@@ -65,12 +65,17 @@ def code(col: str) -> Column:
 
 
 def with_seller_history(sales: DataFrame):  # type: ignore[no-untyped-def]
-    """Adds the seller's prior listings and sales strictly before each listing's ``created_at``."""
+    """Adds the seller's prior listings and sales strictly before each listing's ``created_at``.
+
+    Sources without sellers use a negative ``seller_id`` (e.g. -1 for Mercari): those listings get no
+    history (null), rather than one giant pseudo-seller that would also skew a single window partition.
+    """
 
     def step(listings: DataFrame) -> DataFrame:
-        events = listings.select("seller_id", F.col("created_at").alias("ts"), F.lit(1).alias("is_listing"),
+        known = F.col("seller_id") >= 0
+        events = listings.where(known).select("seller_id", F.col("created_at").alias("ts"), F.lit(1).alias("is_listing"),
                                  F.lit(0).alias("is_sale"), "listing_id").unionByName(
-            sales.select("seller_id", F.col("sold_at").alias("ts"), F.lit(0).alias("is_listing"),
+            sales.where(known).select("seller_id", F.col("sold_at").alias("ts"), F.lit(0).alias("is_listing"),
                          F.lit(1).alias("is_sale"), F.lit(None).cast("long").alias("listing_id")))
         # A range frame ending at -1 microsecond: everything strictly before this instant, ties excluded.
         w = (Window.partitionBy("seller_id").orderBy(F.col("ts").cast("timestamp").cast("double") * 1_000_000)

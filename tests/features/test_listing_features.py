@@ -55,3 +55,11 @@ def test_text_flags_read_title_and_description(spark) -> None:  # type: ignore[n
     expected = spark.createDataFrame([(1, 1, 0, 0), (2, 0, 1, 0), (3, 0, 0, 0)],
                                      "listing_id long, txt_deadstock int, txt_damage int, txt_rare int")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_unknown_sellers_get_no_history(spark) -> None:  # type: ignore[no-untyped-def]
+    # Mercari has no sellers (seller_id -1): their listings must not pool into one pseudo-seller.
+    got = _history(spark, [(1, -1, datetime(2025, 3, 1)), (2, -1, datetime(2025, 3, 2))],
+                   [(-1, datetime(2025, 2, 1))])
+    expected = spark.createDataFrame([(1, None, None), (2, None, None)], OUT_SCHEMA)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
