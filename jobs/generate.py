@@ -9,7 +9,7 @@ A landing folder written with another simulator configuration is refused, never 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -24,6 +24,7 @@ from pricing.summary import JobSummary
 from pricing.tables import table
 
 MANIFEST = "_simulator.json"
+EXPORTED_THROUGH = "_exported_through"
 
 
 def landing_dir(cfg: Config) -> str:
@@ -50,11 +51,10 @@ def _check_manifest(root: Path, cfg: Config) -> None:
         path.write_text(json.dumps(_world(cfg), indent=2, sort_keys=True))
 
 
-def exported_days(folder: Path) -> set[str]:
-    """Days already in a landing folder (complete ones: Spark commits a day's folder as a whole)."""
-    if not folder.exists():
-        return set()
-    return {p.name.split("=", 1)[1] for p in folder.glob("landing_date=*") if any(p.glob("*.json"))}
+def exported_through(root: Path) -> date | None:
+    """The last day the export has fully written (recorded after each successful export)."""
+    marker = root / EXPORTED_THROUGH
+    return date.fromisoformat(marker.read_text().strip()) if marker.exists() else None
 
 
 def _export(lines: DataFrame, out: Path, days: set[str]) -> None:
@@ -72,32 +72,37 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     sim_cfg = cfg.simulator
     root = Path(landing_dir(cfg))
     _check_manifest(root, cfg)
-    sim = simulate(spark, sim_cfg)
-    last_day = sim.end_time.date() - timedelta(days=1)
+    last_day = sim_cfg.start_date + timedelta(days=sim_cfg.days - 1)
     through = min(sim_cfg.export_through or last_day, last_day)
-    all_days = {str(sim_cfg.start_date + timedelta(days=i)) for i in range((through - sim_cfg.start_date).days + 1)}
+    done = exported_through(root)
+    first_new = sim_cfg.start_date if done is None else done + timedelta(days=1)
+    new_days = {str(first_new + timedelta(days=i)) for i in range((through - first_new).days + 1)}
+    summary.rows_out["new days"] = len(new_days)
+    summary.info["export"] = f"{sim_cfg.start_date} .. {max(through, done or through)}"
+    summary.info["landing"] = str(root)
+    truth_refs = {n: table(cfg, n) for n in ("truth.listings", "truth.categories", "truth.landing_faults")}
+    if not new_days and all(delta_io.exists(spark, r) for r in truth_refs.values()):
+        summary.info["note"] = "export already up to date: nothing written"
+        return summary.finish()
+    sim = simulate(spark, sim_cfg)
     faults = []
     for event_type, events in sim.events.items():
         lines, injected = export_lines(events, event_type, sim_cfg.seed, sim_cfg.bad_record_rate)
-        faults.append(injected.where(F.col("landing_date") <= F.lit(through)))
-        out = root / event_type
-        new_days = all_days - exported_days(out)
+        faults.append(injected.where(F.col("landing_date") <= F.lit(max(through, done or through))))
         if new_days:
-            _export(lines, out, new_days)
-        summary.rows_out[f"{event_type} days"] = len(new_days)
-    summary.info["export"] = f"{sim_cfg.start_date} .. {through} ({len(all_days)} days)"
+            _export(lines, root / event_type, new_days)
+    # Written only once every event type's days are in: a crash before it re-exports those days, and
+    # ingest drops the repeated events as duplicates (counted), so nothing is lost or doubled.
+    (root / EXPORTED_THROUGH).write_text(str(max(through, done or through)))
     truth = {"truth.listings": sim.truth_listings, "truth.categories": sim.truth_categories,
              "truth.landing_faults": faults[0].unionByName(faults[1]).unionByName(faults[2]).unionByName(faults[3])}
     for logical, df in truth.items():
-        ref = table(cfg, logical)
-        delta_io.overwrite(df, ref)
-        summary.tables[logical] = delta_io.version(spark, ref)
-    summary.rows_out["truth.landing_faults"] = delta_io.read(spark, table(cfg, "truth.landing_faults")).count()
+        delta_io.overwrite(df, truth_refs[logical])
+        summary.tables[logical] = delta_io.version(spark, truth_refs[logical])
+    summary.rows_out["truth.landing_faults"] = delta_io.read(spark, truth_refs["truth.landing_faults"]).count()
     sim.listings.unpersist()
-    summary.info["landing"] = str(root)
     summary.info["data_end"] = sim.end_time.isoformat()
     return summary.finish()
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,8 +94,8 @@ def test_bronze_holds_each_good_event_once(spark, tiny, runs) -> None:  # type: 
 
 
 def test_new_days_are_picked_up_incrementally(runs) -> None:  # type: ignore[no-untyped-def]
-    assert runs["gen1"].rows_out["listing_created days"] == FIRST_DAYS
-    assert runs["gen2"].rows_out["listing_created days"] == 90 - FIRST_DAYS
+    assert runs["gen1"].rows_out["new days"] == FIRST_DAYS
+    assert runs["gen2"].rows_out["new days"] == 90 - FIRST_DAYS
     # The first export's files were neither rewritten nor removed by the second.
     for path, mtime in runs["files1"].items():
         assert path.stat().st_mtime_ns == mtime
@@ -107,7 +107,7 @@ def test_a_rerun_adds_nothing(spark, tiny, runs) -> None:  # type: ignore[no-unt
                                      "silver.sales")]
     versions = [delta_io.version(spark, r) for r in refs]
     gen = generate.run(spark, tiny)
-    assert gen.rows_out["listing_created days"] == 0
+    assert gen.rows_out["new days"] == 0 and not gen.tables
     again = ingest.run(spark, tiny)
     assert again.info["counts"] == {"read": 0, "inserted": 0, "quarantined": 0, "duplicates": 0}
     assert [delta_io.version(spark, r) for r in refs] == versions
