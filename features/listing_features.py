@@ -1,6 +1,9 @@
-"""listing_features: one row per listing, as of the moment it was listed (``created_at``).
+"""listing_features: one row per listing and (re)price time, every feature as of that instant (``as_of``).
 
-Seller history counts only sales that happened strictly before the listing's own time.
+A listing gets a ``listed`` row at ``created_at`` and a ``repriced`` row at each later price change while it
+was still on sale.  Seller history counts only listings and sales strictly before ``as_of``.  Text becomes
+normalised tokens, a hashed term-frequency vector (stateless, so it needs no vocabulary that could leak
+later listings' words) and flags for strong phrases.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
+from features.asof import rows_to_rebuild, window_before
 from features.spec import FeatureSpec
 
 CATEGORICALS = ("brand", "department", "category", "subcategory", "condition", "size", "colour", "material",
@@ -22,33 +26,49 @@ TEXT_FLAGS = {
     "txt_new_with_tags": r"new with tags|\bnwt\b|bnwt",
     "txt_vintage": r"vintage|retro|90s|80s",
 }
+STOPWORDS = ("a", "an", "and", "the", "in", "on", "of", "for", "to", "with", "is", "it", "size", "no", "yet",
+             "description")
+TEXT_HASH_DIM = 1 << 12
+"""Buckets of the hashed term-frequency vector (``text_hash_indices`` / ``text_hash_values``)."""
 
 _cols: list[tuple[str, T.DataType, str]] = [
-    ("listing_id", T.LongType(), "Listing id (primary key)."),
-    ("created_at", T.TimestampType(), "When the listing was created; every feature is as of this instant."),
-    ("seller_id", T.LongType(), "Seller id."),
+    ("listing_id", T.LongType(), "Listing id."),
+    ("as_of", T.TimestampType(), "When this row's features were taken: created_at, or a later price change."),
+    ("snapshot", T.StringType(), "listed (at created_at) or repriced (at a price change)."),
+    ("created_at", T.TimestampType(), "When the listing was created."),
+    ("seller_id", T.LongType(), "Seller id (negative: source without sellers)."),
     *[(c, T.StringType(), f"Listing attribute `{c}` as the seller entered it.") for c in CATEGORICALS],
     *[(f"{c}_code", T.IntegerType(), f"Stable integer code of `{c}` (hash bucket) for the model.")
       for c in CATEGORICALS],
-    ("month", T.IntegerType(), "Calendar month of created_at (season)."),
-    ("weekday", T.IntegerType(), "Day of week of created_at, 1 = Sunday."),
+    ("asking_price", T.DoubleType(), "The seller's asking price at as_of."),
+    ("n_price_changes", T.IntegerType(), "Price changes up to and including as_of."),
+    ("days_since_listing", T.DoubleType(), "Days from created_at to as_of (0 for the listed row)."),
+    ("month", T.IntegerType(), "Calendar month of as_of."),
+    ("season", T.IntegerType(), "Season of as_of: 1 winter (Dec-Feb), 2 spring, 3 summer, 4 autumn."),
+    ("weekday", T.IntegerType(), "Day of week of as_of, 1 = Sunday."),
     ("seller_rating", T.DoubleType(), "Seller rating shown at listing time."),
     ("seller_experience_years", T.DoubleType(), "Seller account age in years at listing time."),
     ("seller_is_shop", T.IntegerType(), "1 if the seller is a shop."),
-    ("seller_prior_listings", T.LongType(), "Listings the seller created strictly before created_at."),
-    ("seller_prior_sales", T.LongType(), "Sales the seller made strictly before created_at."),
+    ("seller_prior_listings", T.LongType(), "Listings the seller created strictly before as_of."),
+    ("seller_prior_sales", T.LongType(), "Sales the seller made strictly before as_of."),
     ("seller_sell_through", T.DoubleType(), "prior sales / prior listings (null with no history)."),
     ("title_length", T.IntegerType(), "Characters in the title."),
     ("description_length", T.IntegerType(), "Characters in the description."),
+    ("text_tokens", T.ArrayType(T.StringType()), "Normalised title + description tokens (lower case, "
+                                                  "letters and digits, stopwords removed)."),
+    ("text_hash_indices", T.ArrayType(T.IntegerType()),
+     f"Sparse hashed term frequency: sorted bucket indices in [0, {TEXT_HASH_DIM})."),
+    ("text_hash_values", T.ArrayType(T.DoubleType()), "Sparse hashed term frequency: count per index."),
     *[(f, T.IntegerType(), f"1 if title or description matches /{p}/.") for f, p in TEXT_FLAGS.items()],
 ]
 
 SPEC = FeatureSpec(
     name="features.listing_features",
-    primary_keys=("listing_id",),
-    timestamp_key="created_at",
+    primary_keys=("listing_id", "as_of"),
+    timestamp_key="as_of",
     schema=T.StructType([T.StructField(n, t, True) for n, t, _ in _cols]),
-    description="Listing attributes, seller history and text flags, point-in-time correct as of created_at.",
+    description="Listing attributes, seller history and text features per listing and (re)price time, "
+                "point-in-time correct as of as_of.",
     column_docs={n: d for n, _, d in _cols},
 )
 
@@ -57,6 +77,7 @@ MODEL_FEATURES: tuple[str, ...] = tuple(
     + ["month", "weekday", "seller_rating", "seller_experience_years", "seller_is_shop", "seller_prior_listings",
        "seller_prior_sales", "seller_sell_through", "title_length", "description_length", *TEXT_FLAGS]
 )
+"""Model inputs taken from this table (the training set adds market features)."""
 
 
 def code(col: str) -> Column:
@@ -64,47 +85,117 @@ def code(col: str) -> Column:
     return F.when(F.col(col).isNotNull(), F.pmod(F.xxhash64(F.lower(F.trim(F.col(col)))), F.lit(1 << 20))).cast("int")
 
 
-def with_seller_history(sales: DataFrame):  # type: ignore[no-untyped-def]
-    """Adds the seller's prior listings and sales strictly before each listing's ``created_at``.
+def with_seller_history(listings: DataFrame, sales: DataFrame):  # type: ignore[no-untyped-def]
+    """Adds the seller's listings and sales strictly before each row's ``as_of``.
 
-    Sources without sellers use a negative ``seller_id`` (e.g. -1 for Mercari): those listings get no
-    history (null), rather than one giant pseudo-seller that would also skew a single window partition.
+    ``listings`` (all of them, with ``seller_id`` and ``created_at``) and ``sales`` (``seller_id``,
+    ``sold_at``) are the seller's history; the frame's rows are the queries.  Sources without sellers use
+    a negative ``seller_id`` (e.g. -1 for Mercari): those rows get no history (null), rather than one giant
+    pseudo-seller that would also skew a single window partition.
     """
 
-    def step(listings: DataFrame) -> DataFrame:
+    def step(rows: DataFrame) -> DataFrame:
         known = F.col("seller_id") >= 0
-        events = listings.where(known).select("seller_id", F.col("created_at").alias("ts"), F.lit(1).alias("is_listing"),
-                                 F.lit(0).alias("is_sale"), "listing_id").unionByName(
-            sales.where(known).select("seller_id", F.col("sold_at").alias("ts"), F.lit(0).alias("is_listing"),
-                         F.lit(1).alias("is_sale"), F.lit(None).cast("long").alias("listing_id")))
-        # A range frame ending at -1 microsecond: everything strictly before this instant, ties excluded.
-        w = (Window.partitionBy("seller_id").orderBy(F.col("ts").cast("timestamp").cast("double") * 1_000_000)
-             .rangeBetween(Window.unboundedPreceding, -1))
-        hist = (events.withColumn("seller_prior_listings", F.sum("is_listing").over(w))
-                .withColumn("seller_prior_sales", F.sum("is_sale").over(w))
-                .where("is_listing = 1")
-                .select("listing_id", F.coalesce("seller_prior_listings", F.lit(0)).alias("seller_prior_listings"),
-                        F.coalesce("seller_prior_sales", F.lit(0)).alias("seller_prior_sales")))
-        return listings.join(hist, "listing_id", "left")
+        q = rows.where(known).select("seller_id", "listing_id", F.col("as_of").alias("ts"), F.lit(0).alias("is_listing"),
+                                     F.lit(0).alias("is_sale"), F.lit(True).alias("is_query"))
+        sellers = q.select("seller_id").distinct()
+        hist = (listings.join(sellers, "seller_id", "left_semi")
+                .select("seller_id", F.lit(None).cast("long").alias("listing_id"), F.col("created_at").alias("ts"),
+                        F.lit(1).alias("is_listing"), F.lit(0).alias("is_sale"), F.lit(False).alias("is_query"))
+                .unionByName(sales.join(sellers, "seller_id", "left_semi").select(
+                    "seller_id", F.lit(None).cast("long").alias("listing_id"), F.col("sold_at").alias("ts"),
+                    F.lit(0).alias("is_listing"), F.lit(1).alias("is_sale"), F.lit(False).alias("is_query"))))
+        w = window_before(["seller_id"], "ts")
+        counted = (q.unionByName(hist)
+                   .withColumn("seller_prior_listings", F.coalesce(F.sum("is_listing").over(w), F.lit(0)).cast("long"))
+                   .withColumn("seller_prior_sales", F.coalesce(F.sum("is_sale").over(w), F.lit(0)).cast("long"))
+                   .where("is_query")
+                   .select("listing_id", F.col("ts").alias("as_of"), "seller_prior_listings", "seller_prior_sales"))
+        return rows.join(counted, ["listing_id", "as_of"], "left")
 
     return step
 
 
-def with_text_flags(df: DataFrame) -> DataFrame:
+def with_text_features(df: DataFrame) -> DataFrame:
+    """Flags, lengths, normalised tokens and the hashed term-frequency vector of title + description.
+
+    The term frequencies come from an explode + count rather than nested array lambdas: Spark inlines a
+    lambda's input expression into every element's evaluation, which made the lambda form quadratic.
+    """
     text = F.lower(F.concat_ws(" ", F.col("title"), F.col("description")))
     for name, pattern in TEXT_FLAGS.items():
         df = df.withColumn(name, F.when(text.rlike(pattern), 1).otherwise(0))
-    return df.withColumn("title_length", F.length("title")).withColumn("description_length", F.length("description"))
+    words = F.split(F.trim(F.regexp_replace(text, r"[^\p{L}\p{N}]+", " ")), " ")
+    stop = F.array(*[F.lit(w) for w in STOPWORDS])
+    df = (df.withColumn("title_length", F.length("title"))
+          .withColumn("description_length", F.length("description"))
+          .withColumn("text_tokens", F.filter(words, lambda t: (F.length(t) >= 2) & ~F.array_contains(stop, t))))
+    tf = (df.select("listing_id", F.explode("text_tokens").alias("token"))
+          .select("listing_id", F.pmod(F.xxhash64("token"), F.lit(TEXT_HASH_DIM)).cast("int").alias("i"))
+          .groupBy("listing_id", "i").count()
+          .groupBy("listing_id").agg(F.array_sort(F.collect_list(F.struct("i", "count"))).alias("tf")))
+    empty_i, empty_v = F.array().cast("array<int>"), F.array().cast("array<double>")
+    return (df.join(tf, "listing_id", "left")
+            .withColumn("text_hash_indices", F.coalesce(F.transform("tf", lambda e: e["i"]), empty_i))
+            .withColumn("text_hash_values", F.coalesce(F.transform("tf", lambda e: e["count"].cast("double")),
+                                                       empty_v))
+            .drop("tf"))
 
 
-def compute(listings: DataFrame, sales: DataFrame) -> DataFrame:
-    """``silver.listings`` + ``silver.sales`` -> listing features as of each listing's ``created_at``."""
+def snapshots(listings: DataFrame, price_changes: DataFrame) -> DataFrame:
+    """(listing_id, as_of, snapshot, asking_price, n_price_changes): the listed row and one per reprice.
+
+    A price change counts only while the listing was on sale (after creation, before a sale or removal).
+    """
+    listed = listings.select("listing_id", F.col("created_at").alias("as_of"), F.lit("listed").alias("snapshot"),
+                             F.col("list_price").alias("asking_price"), F.lit(0).alias("n_price_changes"))
+    life = listings.select("listing_id", "created_at", "sold_at", "removed_at")
+    order = F.row_number().over(
+        Window.partitionBy("listing_id")
+        .orderBy("event_time", "event_id"))
+    changes = (
+        price_changes.join(life, "listing_id")
+        .where((F.col("event_time") > F.col("created_at"))
+               & (F.col("sold_at").isNull() | (F.col("event_time") < F.col("sold_at")))
+               & (F.col("removed_at").isNull() | (F.col("event_time") < F.col("removed_at"))))
+        .withColumn("n_price_changes", order)
+        # Two changes at the same instant: the later one (by event id) is the price at that instant.
+        .withColumn("_last", F.row_number().over(
+            Window.partitionBy("listing_id", "event_time")
+            .orderBy(F.col("event_id").desc())))
+        .where("_last = 1")
+        .select("listing_id", F.col("event_time").alias("as_of"), F.lit("repriced").alias("snapshot"),
+                F.col("new_price").alias("asking_price"), "n_price_changes")
+    )
+    return listed.unionByName(changes)
+
+
+def season(ts: Column) -> Column:
+    return (F.floor((F.month(ts) % 12) / 3) + 1).cast("int")
+
+
+def compute(listings: DataFrame, sales: DataFrame, price_changes: DataFrame,
+            since: Column | None = None) -> DataFrame:
+    """``silver.listings`` + ``silver.sales`` + price change events -> one row per listing and (re)price time.
+
+    Incremental: with ``since`` (a timestamp), only rows with ``as_of >= since`` are produced (history still
+    comes from all the data).  Every input a row depends on (its listing, its price changes, its sale or
+    removal ending the reprice rows, its seller's events) happens at or before ``as_of``, so the time slice
+    alone covers all the rows that new data can change.
+    """
+    snaps = rows_to_rebuild(snapshots(listings, price_changes), "as_of", since)
+    text = listings.select("listing_id", "title", "description").join(
+        snaps.select("listing_id").distinct(), "listing_id", "left_semi").transform(with_text_features)
     df = (
-        listings.withColumn("style", F.try_element_at("style_tags", F.lit(1)))
-        .transform(with_seller_history(sales))
-        .transform(with_text_flags)
-        .withColumn("month", F.month("created_at"))
-        .withColumn("weekday", F.dayofweek("created_at"))
+        snaps.join(listings.drop("current_price", "n_price_changes", "title", "description"), "listing_id")
+        .withColumn("style", F.try_element_at("style_tags", F.lit(1)))
+        .transform(with_seller_history(listings, sales))
+        .join(text, "listing_id")
+        .withColumn("days_since_listing",
+                    (F.unix_micros("as_of") - F.unix_micros("created_at")) / F.lit(86_400 * 1_000_000))
+        .withColumn("month", F.month("as_of"))
+        .withColumn("season", season(F.col("as_of")))
+        .withColumn("weekday", F.dayofweek("as_of"))
         .withColumn("seller_is_shop", F.col("seller_is_shop").cast("int"))
         .withColumn("seller_sell_through", F.when(F.col("seller_prior_listings") > 0,
                                                   F.col("seller_prior_sales") / F.col("seller_prior_listings")))

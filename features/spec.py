@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 
@@ -17,12 +21,32 @@ class FeatureSpec:
     schema: T.StructType
     description: str
     column_docs: dict[str, str]
+    version: int = 1
+    """Bump when ``compute`` changes meaning without a schema change: existing tables are then rebuilt."""
 
-    def conform(self, df):  # type: ignore[no-untyped-def]
-        """Select and cast to the declared schema (fails loudly on a missing column)."""
-        from pyspark.sql import functions as F
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.schema.fields]
+        undocumented = [n for n in names if not self.column_docs.get(n)]
+        missing_keys = [k for k in (*self.primary_keys, self.timestamp_key) if k not in names]
+        if undocumented or missing_keys:
+            raise ValueError(f"{self.name}: undocumented columns {undocumented}; keys not in schema {missing_keys}")
 
+    def conform(self, df: DataFrame, with_comments: bool = False) -> DataFrame:
+        """Select and cast to the declared schema (fails loudly on a missing column).
+
+        ``with_comments`` attaches each column's description as its ``comment`` (Delta keeps it).
+        """
         missing = [f.name for f in self.schema.fields if f.name not in df.columns]
         if missing:
             raise ValueError(f"{self.name}: compute() did not produce columns {missing}")
-        return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in self.schema.fields])
+        return df.select(*[
+            F.col(f.name).cast(f.dataType).alias(f.name, metadata={"comment": self.column_docs[f.name]}
+                                                 if with_comments else {})
+            for f in self.schema.fields])
+
+    def fingerprint(self, params: dict | None = None) -> str:
+        """Changes with the schema, keys, docs, version or build ``params`` (config the rows depend on):
+        a table built for another fingerprint is rebuilt in full rather than patched."""
+        blob = json.dumps([self.schema.jsonValue(), self.primary_keys, self.timestamp_key, self.description,
+                           self.column_docs, self.version, params or {}], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,44 +1,86 @@
-"""training_set: labels joined to the features known at the listing's own time.
+"""training_set: one row per listing, with the features known at its listing time and the labels after it.
 
-A row is one listing; its features are those of ``listing_features`` at ``created_at`` and its label
-(what it sold for, and whether it sold within N days) comes strictly after.  Nothing after
-``created_at`` feeds a feature.
+``as_of`` is the listing's ``created_at``: the moment a price suggestion is made.  Each feature table is
+joined *as of* that instant (the latest row stamped at or before it, never a later one):
+
+* ``listing_features`` -> the listing's own ``listed`` row;
+* ``market_stats`` -> the brand x category and category x condition segments' stamp of that day, which
+  summarises only sales strictly before the day began.
+
+Labels (what it sold for, and whether it sold within N days) come strictly after ``as_of``.  Active
+listings are kept too (labels null): batch scoring reads them from here, so training and serving share
+one feature assembly.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from features import market_stats
+from features.asof import as_of_join, rows_to_rebuild
+from features.listing_features import MODEL_FEATURES as LISTING_MODEL_FEATURES
 from features.listing_features import SPEC as LISTING_SPEC
 from features.spec import FeatureSpec
 
-_extra = [
+SEGMENTS = {"bc": "brand_category", "cc": "category_condition"}
+"""Column prefix -> market_stats level joined for each listing."""
+_STATS = [f for f in market_stats.SPEC.schema.fields
+          if f.name.startswith(("n_sales_", "p25_", "p50_", "p75_", "sell_through_"))]
+_market = [(f"mkt_{p}_{f.name}", f.dataType, f"{market_stats.SPEC.column_docs[f.name]} Segment: {lv}, as of as_of.")
+           for p, lv in SEGMENTS.items() for f in _STATS]
+_labels = [
     ("sold_price", T.DoubleType(), "Label: price the listing sold for (null if unsold)."),
-    ("sold_at", T.TimestampType(), "When it sold (null if unsold)."),
-    ("sold_within_days", T.IntegerType(), "Label: 1 if it sold within features.sold_within_days of created_at."),
-    ("status", T.StringType(), "Current status: active, sold or removed."),
+    ("sold_at", T.TimestampType(), "When it sold (null if unsold); always after as_of."),
+    ("sold_within_days", T.IntegerType(), "Label: 1 if it sold within features.sold_within_days of as_of."),
+    ("status", T.StringType(), "Current status: active, sold or removed (for selecting rows, never a feature)."),
 ]
 
 SPEC = FeatureSpec(
     name="features.training_set",
     primary_keys=("listing_id",),
-    timestamp_key="created_at",
-    schema=T.StructType(list(LISTING_SPEC.schema.fields) + [T.StructField(n, t, True) for n, t, _ in _extra]),
-    description="listing_features as of created_at joined to the sale that followed (labels).",
-    column_docs={**LISTING_SPEC.column_docs, **{n: d for n, _, d in _extra}},
+    timestamp_key="as_of",
+    schema=T.StructType([*LISTING_SPEC.schema.fields,
+                         *[T.StructField(n, t, True) for n, t, _ in _market + _labels]]),
+    description="Every listing's features as of its listing time (listing_features + market_stats, as-of "
+                "joined) with its labels; active listings are the scoring input.",
+    column_docs={**LISTING_SPEC.column_docs, **{n: d for n, _, d in _market + _labels}},
 )
 
+MODEL_FEATURES: tuple[str, ...] = (
+    *LISTING_MODEL_FEATURES,
+    *[f"mkt_{p}_{q}_{w}d" for p in SEGMENTS for w in (30, 90) for q in ("p25", "p50", "p75")],
+    *[f"mkt_{p}_{s}_{w}d" for p in SEGMENTS for w in (7, 30, 90) for s in ("n_sales", "sell_through")],
+    "mkt_bc_p50_7d", "mkt_cc_p50_7d",
+)
+"""What the price model reads from a training_set row."""
 
-def compute(features: DataFrame, listings: DataFrame, sold_within_days: int) -> DataFrame:
-    labels = listings.select(
-        "listing_id", "sold_price", "sold_at", "status",
-        F.when(F.col("sold_at").isNotNull()
-               & (F.col("sold_at") < F.col("created_at") + F.make_interval(days=F.lit(sold_within_days))), 1)
-        .otherwise(0).alias("sold_within_days"),
-    )
-    # Defensive: a sale recorded before its listing is impossible; it must not become a label.
-    joined = features.join(labels, "listing_id", "inner").where(
-        F.col("sold_at").isNull() | (F.col("sold_at") > F.col("created_at")))
-    return SPEC.conform(joined)
+
+def compute(features: DataFrame, stats: DataFrame, listings: DataFrame, sold_within_days: int,
+            since: Column | None = None, touched: DataFrame | None = None) -> DataFrame:
+    """``listing_features`` + ``market_stats`` + ``silver.listings`` (labels) -> training rows.
+
+    Incremental: with ``since``, only listings created on or after it, plus those in ``touched``.
+    """
+    base = rows_to_rebuild(listings.select("listing_id", F.col("created_at").alias("as_of"), "brand", "category",
+                                           "condition", "sold_price", "sold_at", "status"), "as_of", since, touched)
+    feats = features.drop("brand", "category", "condition", "created_at").withColumnRenamed("as_of", "feature_as_of")
+    df = as_of_join(base.withColumn("_brand", F.coalesce("brand", F.lit(market_stats.NO_BRAND))), feats,
+                    ["listing_id"], "as_of", "feature_as_of", left_keys=["listing_id"])
+    for prefix, level in SEGMENTS.items():
+        keys = list(market_stats.LEVELS[level])
+        seg = stats.where(F.col("level") == level).select(
+            *[F.col(k).alias(f"_{k}") if k == "brand" else F.col(k) for k in keys], "as_of",
+            *[f.name for f in _STATS]).withColumnRenamed("as_of", "stat_as_of")
+        on = ["_brand" if k == "brand" else k for k in keys]
+        df = as_of_join(df, seg, on, "as_of", "stat_as_of", left_keys=["listing_id"], lookback_days=1,
+                        prefix=f"mkt_{prefix}_")
+    df = (df.withColumn("created_at", F.col("as_of"))
+          .withColumn("sold_within_days",
+                      F.when(F.col("sold_at").isNotNull()
+                             & (F.col("sold_at") < F.col("as_of") + F.make_interval(days=F.lit(sold_within_days))), 1)
+                      .otherwise(0))
+          # Defensive: a sale recorded at or before its listing is impossible; it must not become a label.
+          .where(F.col("sold_at").isNull() | (F.col("sold_at") > F.col("as_of"))))
+    return SPEC.conform(df)

@@ -1,29 +1,94 @@
-"""features: silver -> point-in-time-correct feature tables (listing_features, training_set), MERGEd by key."""
+"""features: silver -> point-in-time-correct feature tables, built incrementally from a watermark.
+
+Order: listing_features and market_stats (independent), then training_set (as-of joins of both).
+Each table's watermark is the bronze ``ingested_at`` it was built through.  Rows ingested after it
+give the earliest event time they touch; every row stamped on or after that day is recomputed (from
+all the data it needs), and listings whose labels changed are re-joined.  The result equals a full
+rebuild (tests/jobs/test_features_incremental.py proves it).
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from dataclasses import dataclass
 
-from features import listing_features, training_set
-from pricing import delta_io
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from features import listing_features, market_stats, training_set
+from features.spec import FeatureSpec
+from pricing import delta_io, schemas
 from pricing.config import Config
-from pricing.feature_store import write_features
+from pricing.feature_store import watermark, write_features
 from pricing.summary import JobSummary
 from pricing.tables import table
+
+TS_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+"""Timestamps cross into Python as strings in the session time zone (UTC), never as naive datetimes."""
+
+
+@dataclass(frozen=True)
+class Changes:
+    since: str | None
+    """Start of the earliest day touched by data ingested after the watermark; None = full build."""
+    touched: DataFrame | None
+    """listing_id of every event ingested after the watermark."""
+
+
+def _bronze(spark: SparkSession, cfg: Config) -> DataFrame:
+    frames = [delta_io.read(spark, table(cfg, t)).select("listing_id", "event_time", "ingested_at")
+              for t in schemas.BRONZE_TABLE.values()]
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
+def changes_since(bronze: DataFrame, mark: str | None) -> Changes | None:
+    """What to rebuild for a table built through ``mark``; None when nothing new arrived."""
+    if mark is None:
+        return Changes(None, None)
+    new = bronze.where(F.col("ingested_at") > F.lit(mark).cast("timestamp"))
+    earliest = new.agg(F.date_format(F.date_trunc("day", F.min("event_time")), TS_FORMAT)).first()[0]
+    if earliest is None:
+        return None
+    return Changes(earliest, new.select("listing_id").distinct())
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("features")
     listings = delta_io.read(spark, table(cfg, "silver.listings"))
     sales = delta_io.read(spark, table(cfg, "silver.sales"))
+    price_changes = delta_io.read(spark, table(cfg, "bronze.price_changes_raw"))
+    bronze = _bronze(spark, cfg)
+    built_through = bronze.agg(F.date_format(F.max("ingested_at"), TS_FORMAT)).first()[0] or "1970-01-01 00:00:00"
     summary.rows_in = {"silver.listings": listings.count(), "silver.sales": sales.count()}
-    feats = listing_features.compute(listings, sales)
-    summary.tables[listing_features.SPEC.name] = write_features(spark, cfg, listing_features.SPEC, feats)
-    stored = delta_io.read(spark, table(cfg, listing_features.SPEC.name))
-    ts = training_set.compute(stored, listings, cfg.features.sold_within_days)
-    summary.tables[training_set.SPEC.name] = write_features(spark, cfg, training_set.SPEC, ts)
-    for name in summary.tables:
-        summary.rows_out[name] = delta_io.read(spark, table(cfg, name)).count()
+    params = {"sold_within_days": cfg.features.sold_within_days, "shrinkage_k": cfg.features.shrinkage_k,
+              # training_set is rebuilt in full when an upstream table's definition changes
+              "upstream": [listing_features.SPEC.fingerprint(), market_stats.SPEC.fingerprint()]}
+
+    def build(spec: FeatureSpec, make) -> None:  # type: ignore[no-untyped-def]
+        mark = watermark(spark, cfg, spec, params) if cfg.features.incremental else None
+        todo = changes_since(bronze, mark)
+        if todo is None:
+            summary.info[spec.name] = "up to date"
+            return
+        since = None if todo.since is None else F.lit(todo.since).cast("timestamp")
+        df = make(since, todo.touched)
+        where = None if todo.since is None else f"`{spec.timestamp_key}` >= timestamp'{todo.since}'"
+        summary.tables[spec.name] = write_features(spark, cfg, spec, df, built_through, where, params)
+        summary.info[spec.name] = "full build" if todo.since is None else f"incremental from {todo.since[:10]}"
+
+    build(listing_features.SPEC, lambda since, _t: listing_features.compute(listings, sales, price_changes, since))
+    build(market_stats.SPEC, lambda since, _t: market_stats.compute(
+        listings, sales, cfg.features.shrinkage_k, None if since is None else F.to_date(since)))
+    feats = delta_io.read(spark, table(cfg, listing_features.SPEC.name))
+    stats = delta_io.read(spark, table(cfg, market_stats.SPEC.name))
+    build(training_set.SPEC, lambda since, touched: training_set.compute(
+        feats, stats, listings, cfg.features.sold_within_days, since, touched))
+    for spec in (listing_features.SPEC, market_stats.SPEC, training_set.SPEC):
+        ref = table(cfg, spec.name)
+        summary.rows_out[spec.name] = delta_io.read(spark, ref).count()
+        summary.tables[spec.name] = delta_io.version(spark, ref)
     return summary.finish()
 
 

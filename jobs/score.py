@@ -38,12 +38,13 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     if version is None:
         raise ModelGateError(f"model {name!r} has no `champion` alias: run `pricing train` and `pricing promote`")
     model = load_version(name, version)
-    feat_ref = table(cfg, "features.listing_features")
+    # The training set holds every listing's model input as of its listing time; active rows are the catalogue.
+    feat_ref = table(cfg, "features.training_set")
     feat_version = delta_io.version(spark, feat_ref)
     feats = delta_io.read(spark, feat_ref, version=feat_version)
     active = delta_io.read(spark, table(cfg, "silver.listings")).where("status = 'active'").select(
         "listing_id", "current_price")
-    catalogue = feats.join(active, "listing_id")
+    catalogue = feats.where("status = 'active'").join(active, "listing_id")
     preds = score_frame(catalogue, bytes(model.booster.save_raw("json")), model.features, model.intervals)
     now = datetime.now(UTC).replace(tzinfo=None)
     scoring_date = now.date().isoformat()

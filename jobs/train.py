@@ -19,7 +19,7 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.listing_features import MODEL_FEATURES
+from features.training_set import MODEL_FEATURES
 from pricing import delta_io, tracking
 from pricing.config import Config
 from pricing.errors import ConfigError, ModelGateError

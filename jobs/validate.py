@@ -1,10 +1,13 @@
-"""validate: run the Great Expectations suites in conf/expectations; a blocking failure stops the workflow."""
+"""validate: run the Great Expectations suites in conf/expectations; a blocking failure stops the workflow.
+
+Every result is appended to ``ml.validation_results`` (one row per expectation and run) and rendered
+into GX Data Docs under ``<storage.root>/<validate.data_docs_dir>``, before a blocking failure raises.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 from pyspark.sql import SparkSession
 
@@ -13,36 +16,94 @@ from pricing.config import Config
 from pricing.errors import DataQualityError
 from pricing.summary import JobSummary
 from pricing.tables import table
-from pricing.validation import load_suites, render_failures, run_suite
+from pricing.validation import (
+    CheckResult,
+    docs_index,
+    load_suites,
+    missing_table,
+    open_context,
+    render_failures,
+    row_count_baselines,
+    run_suite,
+)
 
+RESULTS = "ml.validation_results"
 RESULT_SCHEMA = ("run_id string, validated_at timestamp, suite string, table string, expectation string, "
-                 "kwargs string, severity string, success boolean, observed string")
+                 "kwargs string, severity string, success boolean, observed string, expected string")
+
+
+def reference_time(cfg: Config) -> datetime:
+    """The "now" that freshness checks (``max_age_hours``) measure against, aware UTC.
+
+    ``validate.reference_time`` when set.  Otherwise, for the simulator and Mercari sources, the end of
+    their data: both timelines are fixed (the simulator's ``start_date + days``, cut at
+    ``export_through`` + 1 day; Mercari's synthetic ``start_date + days``), so against the wall clock
+    every freshness check would fail once that period is over.  Any other source: the current time.
+    """
+    if cfg.validate_.reference_time is not None:
+        return cfg.validate_.reference_time
+    if cfg.ingest.source == "simulator":
+        sim = cfg.simulator
+        end = sim.start_date + timedelta(days=sim.days)
+        if sim.export_through is not None:
+            end = min(end, sim.export_through + timedelta(days=1))
+        return datetime.combine(end, time(), tzinfo=UTC)
+    if cfg.ingest.source == "mercari":
+        m = cfg.ingest.mercari
+        return datetime.combine(m.start_date + timedelta(days=m.days), time(), tzinfo=UTC)
+    return datetime.now(UTC)
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("validate")
+    # Everything that can be wrong in configuration fails here, before any table or file is written.
     suites = load_suites(cfg.path(cfg.validate_.suites_dir))
+    refs = {s.name: table(cfg, s.table) for s in suites}
+    out = table(cfg, RESULTS)
+    reference = reference_time(cfg)
     run_id = uuid.uuid4().hex
-    now = datetime.now(UTC).replace(tzinfo=None)
-    results = []
+    started = datetime.now(UTC)
+    baselines: dict[str, int] = {}
+    if any(x.relative_to_previous for s in suites for x in s.expectations) and delta_io.exists(spark, out):
+        baselines = {r["suite"]: r["rows"] for r in row_count_baselines(delta_io.read(spark, out)).collect()}
+    docs_dir = cfg.state_path(cfg.validate_.data_docs_dir)
+    context = open_context(cfg.state_path(cfg.validate_.gx_dir), docs_dir)
+    results: list[CheckResult] = []
+    skipped = []
     for suite in suites:
-        df = delta_io.read(spark, table(cfg, suite.table))
-        results += run_suite(suite, df)
-    rows = [(run_id, now, *asdict(r).values()) for r in results]
-    out = table(cfg, "ml.validation_results")
-    delta_io.append(spark.createDataFrame(rows, RESULT_SCHEMA), out)
-    summary.tables["ml.validation_results"] = delta_io.version(spark, out)
+        ref = refs[suite.name]
+        if not delta_io.exists(spark, ref):
+            if suite.optional:
+                skipped.append(suite.table)
+            else:
+                results.append(missing_table(suite))
+            continue
+        # Not cached: GX reads only the columns each metric needs, and caching whole (wide) tables measured slower.
+        df = delta_io.read(spark, ref)
+        results += run_suite(suite, df, context, run_id, started, baselines.get(suite.name), reference)
+    validated_at = started.replace(tzinfo=None)
+    rows = [(run_id, validated_at, r.suite, r.table, r.expectation, r.kwargs, r.severity, r.success, r.observed,
+             r.expected) for r in results]
+    # merge_schema: tables written before `expected` existed gain the column instead of failing the append.
+    delta_io.append(spark.createDataFrame(rows, RESULT_SCHEMA), out, merge_schema=True)
+    summary.tables[RESULTS] = delta_io.version(spark, out)
     failed_blocking = [r for r in results if not r.success and r.severity == "blocking"]
     warnings = [r for r in results if not r.success and r.severity == "warning"]
+    index = docs_index(docs_dir)
     summary.rows_out["expectations"] = len(results)
     summary.info["run_id"] = run_id
+    summary.info["reference"] = reference.isoformat()
     summary.info["passed"] = f"{sum(r.success for r in results)}/{len(results)}"
+    if skipped:
+        summary.info["skipped"] = f"{', '.join(skipped)} (optional, table not found)"
+    summary.info["data_docs"] = str(index)
     if warnings:
-        summary.info["warnings"] = "\n" + render_failures(warnings)
+        summary.info["warnings"] = f"{len(warnings)}\n" + render_failures(warnings)
     if failed_blocking:
         raise DataQualityError(
-            f"{len(failed_blocking)} blocking expectation(s) failed (validation run {run_id}):\n"
-            + render_failures(failed_blocking)
+            f"{len(failed_blocking)} blocking expectation(s) failed in validation run {run_id}; "
+            f"the workflow stops here:\n{render_failures(failed_blocking)}\n"
+            f"  results: {RESULTS} (run_id = '{run_id}'); Data Docs: {index}"
         )
     return summary.finish()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,11 +128,30 @@ class IngestConfig(_Section):
 
 class FeaturesConfig(_Section):
     sold_within_days: int = Field(30, ge=1)
+    shrinkage_k: float = Field(20.0, ge=0)
+    """market_stats: pseudo-sales of the parent segment mixed into each segment's statistics."""
+    incremental: bool = True
+    """Process only data ingested since each table's watermark; false rebuilds every table in full."""
 
 
 class ValidateConfig(_Section):
     suites_dir: str = "conf/expectations"
+    """The Great Expectations suites, one YAML file per table; relative to the project root unless absolute."""
     data_docs_dir: str = "data_docs"
+    """Where GX Data Docs HTML is written; relative to ``storage.root`` unless absolute."""
+    gx_dir: str = "gx"
+    """The GX file context (suites, validation results behind the Data Docs); relative to ``storage.root``."""
+    reference_time: datetime | None = None
+    """The "now" of freshness checks (``max_age_hours``), UTC unless a zone is given.  ``None``: the end
+    of the simulated period for ``ingest.source`` simulator and mercari, whose timelines are fixed
+    (see ``jobs.validate.reference_time``), else the current time."""
+
+    @field_validator("reference_time")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return None
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
 
 class TrainConfig(_Section):

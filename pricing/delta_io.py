@@ -46,8 +46,11 @@ def overwrite(df: DataFrame, ref: TableRef, replace_where: str | None = None) ->
         writer.save(ref.path)
 
 
-def append(df: DataFrame, ref: TableRef) -> None:
+def append(df: DataFrame, ref: TableRef, merge_schema: bool = False) -> None:
+    """Append atomically; ``merge_schema`` lets the rows add new columns to the table."""
     writer = df.write.format("delta").mode("append")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if ref.full_name is not None:
         writer.saveAsTable(ref.full_name)
     else:
@@ -61,11 +64,13 @@ class MergeResult:
 
 
 def merge(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Sequence[str],
-          update: bool = True) -> MergeResult:
+          update: bool = True, delete_unmatched_where: str | None = None) -> MergeResult:
     """Upsert ``df`` into ``ref`` on ``keys``; create the table if needed.  Returns Delta's own row
     counts for the transaction (not a before/after count, which a concurrent writer would skew).
 
     With ``update=False`` matched rows are left alone (insert-only: exactly-once event ingestion).
+    With ``delete_unmatched_where`` (a SQL condition on the target's columns), target rows in that slice
+    that ``df`` no longer has are deleted in the same transaction: ``df`` *replaces* the slice.
     """
     if not exists(spark, ref):
         overwrite(df, ref)
@@ -75,5 +80,8 @@ def merge(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Sequence[str]
     builder = _delta(spark, ref).alias("t").merge(df.alias("s"), cond)
     if update:
         builder = builder.whenMatchedUpdateAll()
-    row = builder.whenNotMatchedInsertAll().execute().collect()[0]
+    builder = builder.whenNotMatchedInsertAll()
+    if delete_unmatched_where is not None:
+        builder = builder.whenNotMatchedBySourceDelete(delete_unmatched_where)
+    row = builder.execute().collect()[0]
     return MergeResult(int(row["num_inserted_rows"]), int(row["num_updated_rows"]))

@@ -78,3 +78,24 @@ def test_ingest_again_adds_nothing(spark, cfg, workflow) -> None:  # type: ignor
     summary = run_job("ingest", spark, cfg)
     assert set(summary.rows_in.values()) == {0}
     assert all(v == 0 for k, v in summary.rows_out.items() if k.startswith("bronze."))
+
+
+def test_a_corrupted_feature_table_blocks_the_run_before_train(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    from pricing.errors import DataQualityError
+
+    ref = table(cfg, "features.training_set")
+    good_version = delta_io.version(spark, ref)
+    # One listing twice, with an impossible price: what a buggy upstream writer might leave behind.
+    delta_io.append(delta_io.read(spark, ref).where("sold_price IS NOT NULL").limit(1)
+                    .withColumn("sold_price", F.lit(-5.0)), ref)
+    client = MlflowClient(tracking_uri=tracking.tracking_uri(cfg))
+    versions = len(client.search_model_versions(f"name='{cfg.mlflow.model_name}'"))
+    try:
+        with pytest.raises(DataQualityError) as err:
+            run_workflow(spark, cfg)
+        msg = str(err.value)
+        assert "task 'validate' failed" in msg and "not run: train, promote, score" in msg
+        assert "features.training_set" in msg and "sold_price" in msg and "listing_id" in msg
+        assert len(client.search_model_versions(f"name='{cfg.mlflow.model_name}'")) == versions
+    finally:
+        spark.sql(f"RESTORE TABLE {ref.sql} TO VERSION AS OF {good_version}")
