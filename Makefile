@@ -9,14 +9,14 @@ STAMP  := $(VENV)/.installed
 JARS   := .cache/delta-jars/MANIFEST
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup jars run test lint ui clean clean-state
+.PHONY: setup jars run test lint ui bench clean clean-state
 
 setup: $(STAMP) $(JARS)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[local,test]"
 	@touch $(STAMP)
 
 jars: $(JARS)
@@ -28,11 +28,22 @@ run: setup
 	$(VENV)/bin/pricing run
 
 test: setup
-	$(VENV)/bin/ruff check pricing jobs features tests build-support
+	$(VENV)/bin/ruff check pricing jobs features tests build-support bench
 	$(VENV)/bin/pytest
 
 lint: setup
-	$(VENV)/bin/ruff check pricing jobs features tests build-support
+	$(VENV)/bin/ruff check pricing jobs features tests build-support bench
+
+# Benchmarks (never part of `make test`): BENCH_SIZES=100k,1m,10m make bench
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_SIZES ?= 100k,1m
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[local,test,bench]"
+	@touch $(BENCH_STAMP)
+
+bench: setup $(BENCH_STAMP)
+	$(PY) bench/run.py --sizes $(BENCH_SIZES)
 
 ui: setup
 	@mkdir -p .pricing

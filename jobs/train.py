@@ -1,34 +1,55 @@
-"""train: distributed xgboost.spark median model on log price + conformal p10/p90, tracked in MLflow,
-registered as a new model version, aliased `challenger` when it passes the sanity checks."""
+"""train: distributed xgboost.spark price model (median + p10/p90 range) on a time split, judged against
+baselines and the noise floor, tracked in MLflow, registered, aliased `challenger` when sane.
+
+Split by sale time: train on older sales, early-stop and calibrate the range on the next weeks
+(validation), report on the most recent weeks (test), which never choose anything.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
+import xgboost as xgb
+import yaml
+from mlflow.entities import Metric
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.training_set import MODEL_FEATURES
-from pricing import delta_io, tracking
-from pricing.config import Config
+from features.training_set import MODEL_FEATURES, model_features
+from pricing import delta_io, faults, plots, tracking
+from pricing.config import Config, TrainConfig
 from pricing.errors import ConfigError, ModelGateError
-from pricing.metrics import price_metrics, rmsle
-from pricing.model import Intervals, PriceModel, quantiles_from_log, score_frame
+from pricing.evaluation import (
+    SEGMENTS,
+    baseline_metrics,
+    baseline_predictions,
+    brand_tiers,
+    noise_floor,
+    overall_metrics,
+    segment_metrics,
+    with_segments,
+)
+from pricing.model import ALL, Intervals, PriceModel, PricePredictor, conformal_offsets, score_frame
 from pricing.summary import JobSummary
-from pricing.tables import table
+from pricing.tables import TableRef, table
 
-SEGMENT_COLS = ("category", "condition")
+EVAL_COLS = ("brand", "category", "condition", "seller_prior_listings")
+"""Columns the per-segment evaluation needs besides the label."""
+WORKER_WAIT_S = 120
+"""How long to wait for executors to register before refusing to start barrier-mode training."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,7 @@ class Split:
     test: DataFrame
     valid_start: object
     test_start: object
+    end: object
 
 
 def labelled(training_set: DataFrame) -> DataFrame:
@@ -54,87 +76,141 @@ def time_split(df: DataFrame, cfg: Config) -> Split:
     valid_start = test_start - timedelta(days=cfg.train.validation_days)
     return Split(df.where(F.col("sold_at") < F.lit(valid_start)),
                  df.where((F.col("sold_at") >= F.lit(valid_start)) & (F.col("sold_at") < F.lit(test_start))),
-                 df.where(F.col("sold_at") >= F.lit(test_start)), valid_start, test_start)
+                 df.where(F.col("sold_at") >= F.lit(test_start)), valid_start, test_start, t_max)
 
 
-def check_workers(spark: SparkSession, num_workers: int) -> None:
-    """xgboost.spark trains in barrier mode: all workers must run at once, or Spark retries for minutes."""
-    slots = spark.sparkContext.defaultParallelism
+def task_slots(spark: SparkSession) -> int:
+    """Tasks the cluster can run at once: what barrier mode checks (``spark.default.parallelism`` is not)."""
+    sc = spark.sparkContext._jsc.sc()  # type: ignore[union-attr]
+    try:
+        return int(sc.maxNumConcurrentTasks(sc.resourceProfileManager().defaultResourceProfile()))
+    except Exception:  # an unexpected JVM API change must not block training; the barrier check still runs
+        return int(spark.sparkContext.defaultParallelism)
+
+
+def check_workers(spark: SparkSession, num_workers: int, wait_s: float = WORKER_WAIT_S) -> int:
+    """xgboost.spark trains in barrier mode: all workers must run at once, or Spark retries for minutes
+    and fails.  Waits for executors to register (a cluster starting up), then fails fast and clearly."""
+    deadline = time.time() + wait_s
+    slots = task_slots(spark)
+    while slots < num_workers and time.time() < deadline and not spark.sparkContext.master.startswith("local"):
+        time.sleep(2)
+        slots = task_slots(spark)
     if num_workers > slots:
-        raise ConfigError(f"train.num_workers={num_workers} but the cluster has only {slots} task slots; "
+        raise ConfigError(f"train.num_workers={num_workers} but the cluster runs only {slots} tasks at once; "
                           f"barrier-mode training would hang. Set train.num_workers <= {slots}.")
+    return slots
 
 
-def fit_booster(spark: SparkSession, cfg: Config, train: DataFrame, valid: DataFrame):  # type: ignore[no-untyped-def]
+def booster_params(t: TrainConfig) -> dict[str, Any]:
+    """The model hyperparameters (what tuning searches over)."""
+    return {"max_depth": t.max_depth, "learning_rate": t.learning_rate, "min_child_weight": t.min_child_weight,
+            "subsample": t.subsample, "colsample_bytree": t.colsample_bytree, "reg_lambda": t.reg_lambda}
+
+
+def features_of(cfg: Config) -> tuple[str, ...]:
+    """The model's inputs under ``cfg``: ``features.comparables`` switches the comparable-sales ones."""
+    return model_features(cfg.features.comparables)
+
+
+def assemble(split: Split, features: tuple[str, ...] = MODEL_FEATURES) -> DataFrame:
+    """Training and validation rows as one frame with a Vector ``features`` column (measured faster than
+    a list of columns) and a boolean ``is_valid`` for early stopping.  Cached: every fit reads it."""
+    assembler = VectorAssembler(inputCols=list(features), outputCol="features", handleInvalid="keep")
+    rows = (split.train.withColumn("is_valid", F.lit(False))
+            .unionByName(split.valid.withColumn("is_valid", F.lit(True)))
+            .select(*[F.col(c).cast("double") for c in features], "label", "is_valid"))
+    return assembler.transform(rows).select("features", "label", "is_valid").persist()
+
+
+def fit(spark: SparkSession, cfg: Config, data: DataFrame, params: dict[str, Any],
+        quantile: float | None = None, features: tuple[str, ...] = MODEL_FEATURES):  # type: ignore[no-untyped-def]
+    """One xgboost.spark fit on ``assemble``'s frame (assembled from ``features``); squared error, or pinball
+    loss at ``quantile``."""
     from xgboost.spark import SparkXGBRegressor
 
-    check_workers(spark, cfg.train.num_workers)
-    assembler = VectorAssembler(inputCols=list(MODEL_FEATURES), outputCol="features", handleInvalid="keep")
-    data = assembler.transform(
-        train.withColumn("is_valid", F.lit(False)).unionByName(valid.withColumn("is_valid", F.lit(True)))
-        .select(*[F.col(c).cast("double") for c in MODEL_FEATURES], "label", "is_valid"))
     t = cfg.train
+    check_workers(spark, t.num_workers)
+    objective = {"objective": "reg:squarederror", "eval_metric": "rmse"} if quantile is None else {
+        "objective": "reg:quantileerror", "quantile_alpha": quantile}
     reg = SparkXGBRegressor(
         features_col="features", label_col="label", validation_indicator_col="is_valid",
-        num_workers=t.num_workers, device=t.device, objective="reg:squarederror", tree_method="hist",
-        max_depth=t.max_depth, learning_rate=t.learning_rate, n_estimators=t.n_estimators,
-        min_child_weight=t.min_child_weight, subsample=t.subsample, early_stopping_rounds=t.early_stopping_rounds,
-        eval_metric="rmse", random_state=t.seed, force_repartition=True, verbose=False,
+        num_workers=t.num_workers, device=t.device, tree_method="hist", n_estimators=t.n_estimators,
+        early_stopping_rounds=t.early_stopping_rounds, random_state=t.seed, force_repartition=True,
+        verbose=False, **objective, **params,
     )
-    return reg.fit(data)
+    model = reg.fit(data)
+    booster = model.get_booster()
+    booster.feature_names = list(features)
+    return model, booster
 
 
-def _local_frame(df: DataFrame, booster_raw: bytes, iv: Intervals, extra: list[str]) -> pd.DataFrame:
-    preds = score_frame(df, booster_raw, MODEL_FEATURES, iv)
-    return preds.join(df.select("listing_id", "label", *extra), "listing_id").toPandas()
+def _scored(df: DataFrame, predictor: PricePredictor, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Distributed predictions joined to the label (and ``extra`` columns), on the driver, log scale."""
+    preds = score_frame(df, predictor)
+    out = preds.join(df.select("listing_id", "label", *extra), "listing_id").toPandas()
+    for q in ("p10", "p50", "p90"):
+        out[f"{q}_log"] = np.log1p(out[q].to_numpy())
+    return out
 
 
-def evaluate(frame: pd.DataFrame, iv: Intervals) -> dict[str, float]:
-    y = frame["label"].to_numpy()
-    p50 = np.log1p(frame["p50"].to_numpy())
-    return price_metrics(y, p50 + iv.lo, p50, p50 + iv.hi)
+def fit_predictor(spark: SparkSession, cfg: Config, split: Split, data: DataFrame,
+                  params: dict[str, Any]) -> tuple[PricePredictor, dict[str, list[float]], float]:
+    """Median model (+ p10/p90 boosters, or conformal offsets from the validation weeks), its validation
+    history and the seconds spent fitting."""
+    t = cfg.train
+    feats = features_of(cfg)
+    seg_feature = None if t.interval_segment == "none" else t.interval_segment
+    t0 = time.time()
+    model, median = fit(spark, cfg, data, params, features=feats)
+    history = dict(getattr(getattr(model, "training_summary", None), "validation_objective_history", {}) or {})
+    if t.intervals == "quantile":
+        lower = fit(spark, cfg, data, params, quantile=t.quantiles[0], features=feats)[1]
+        upper = fit(spark, cfg, data, params, quantile=t.quantiles[2], features=feats)[1]
+        return (PricePredictor(feats, median, Intervals("quantile"), lower, upper), history,
+                time.time() - t0)
+    fit_s = time.time() - t0
+    bare = PricePredictor(feats, median, Intervals("conformal", seg_feature))
+    valid = _scored(split.valid, bare, (seg_feature,) if seg_feature else ())
+    resid = valid["label"].to_numpy() - valid["p50_log"].to_numpy()
+    seg = valid[seg_feature].to_numpy(dtype=float) if seg_feature else None
+    offsets = conformal_offsets(resid, seg, (t.quantiles[0], t.quantiles[2]), t.interval_min_rows)
+    return PricePredictor(feats, median, Intervals("conformal", seg_feature, offsets)), history, fit_s
 
 
-def baselines(split: Split, test: pd.DataFrame) -> dict[str, float]:
-    """Global median and category x condition median (from the training weeks), scored on the test weeks."""
-    y = test["label"].to_numpy()
-    global_med = split.train.agg(F.percentile_approx("label", 0.5, 10000)).first()[0]
-    seg = split.train.groupBy(*SEGMENT_COLS).agg(F.percentile_approx("label", 0.5, 10000).alias("m")).toPandas()
-    joined = test.merge(seg, on=list(SEGMENT_COLS), how="left")["m"].fillna(global_med).to_numpy()
-    return {"baseline_global_median_rmsle": rmsle(y, np.full_like(y, global_med)),
-            "baseline_category_condition_rmsle": rmsle(y, joined)}
+def rmsle_without_comparables(spark: SparkSession, cfg: Config, split: Split, params: dict[str, Any]) -> float:
+    """Ablation for the comparable-sales features: a second median booster on the same split and with the same
+    params, without the ``cmp_*`` columns; its test RMSLE (log scale, as ``test_rmsle``).  Evaluation only:
+    nothing of it is registered."""
+    from pricing.metrics import rmsle
+
+    feats = model_features(False)
+    data = assemble(split, feats)
+    try:
+        booster = fit(spark, cfg, data, params, features=feats)[1]
+    finally:
+        data.unpersist()
+    test = _scored(split.test, PricePredictor(feats, booster, Intervals("conformal")))
+    return rmsle(test["label"].to_numpy(), test["p50_log"].to_numpy())
 
 
-def noise_floor(spark: SparkSession, cfg: Config, split: Split, test: pd.DataFrame) -> float | None:
-    """Best achievable RMSLE from observable fields, from the simulator's truth (evaluation only)."""
-    ref = table(cfg, "truth.listings")
-    if not delta_io.exists(spark, ref):
-        return None
-    truth = delta_io.read(spark, ref).select("listing_id", "log_fair_observable")
-    offset = split.train.join(truth, "listing_id").agg(F.avg(F.col("label") - F.col("log_fair_observable"))).first()[0]
-    t = test.merge(truth.toPandas(), on="listing_id", how="inner") if len(test) else test
-    if not len(t) or offset is None:
-        return None
-    return rmsle(t["label"].to_numpy(), t["log_fair_observable"].to_numpy() + offset)
-
-
-def sanity(metrics: dict[str, float], base: dict[str, float], cfg: Config, frame: pd.DataFrame) -> list[str]:
+def sanity(metrics: dict[str, float], best_baseline: float, cfg: Config, frame: pd.DataFrame) -> list[str]:
     """Reasons the model is not fit to serve; empty when it passes."""
     problems = []
-    if frame[["p10", "p50", "p90"]].isna().any().any():
-        problems.append("NaN predictions")
+    if frame[["p10", "p50", "p90"]].isna().any().any() or not np.isfinite(frame[["p10", "p50", "p90"]]).all().all():
+        problems.append("NaN or infinite predictions")
     if not ((frame["p10"] <= frame["p50"]) & (frame["p50"] <= frame["p90"])).all():
         problems.append("quantiles cross")
-    if abs(metrics["coverage_80"] - 0.8) > cfg.promote.max_coverage_error:
-        problems.append(f"80% interval coverage {metrics['coverage_80']:.3f} is off by more than "
-                        f"{cfg.promote.max_coverage_error}")
-    best = min(base.values())
-    if metrics["rmsle"] >= best:
-        problems.append(f"RMSLE {metrics['rmsle']:.4f} does not beat the best baseline {best:.4f}")
+    target = cfg.train.quantiles[2] - cfg.train.quantiles[0]
+    if abs(metrics["coverage_80"] - target) > cfg.promote.max_coverage_error:
+        problems.append(f"interval coverage {metrics['coverage_80']:.3f} is off the target {target:.2f} by more "
+                        f"than {cfg.promote.max_coverage_error}")
+    if metrics["rmsle"] >= best_baseline:
+        problems.append(f"RMSLE {metrics['rmsle']:.4f} does not beat the best baseline {best_baseline:.4f}")
     return problems
 
 
-def _git_commit(cfg: Config) -> str:
+def git_commit(cfg: Config) -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=cfg.project_dir, capture_output=True, text=True,
                               timeout=10).stdout.strip() or "unknown"
@@ -142,75 +218,231 @@ def _git_commit(cfg: Config) -> str:
         return "unknown"
 
 
+def flat_params(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flat_params(v, key + "."))
+        else:
+            out[key] = json.dumps(v, default=str) if isinstance(v, list | tuple | dict) else str(v)
+    return out
+
+
+def log_lineage(spark: SparkSession, ref: TableRef, version: int) -> None:
+    """The training table and its Delta version as the run's input dataset (MLflow UI: Datasets)."""
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.data.spark_dataset import SparkDataset
+
+    df = delta_io.read(spark, ref, version=version)
+    source = DeltaDatasetSource(path=ref.path, delta_table_name=ref.full_name, delta_table_version=version)
+    ds = SparkDataset(df=df, source=source, targets="sold_price", name=ref.logical,
+                      digest=f"{ref.logical}@v{version}"[:36])
+    mlflow.log_input(ds, context="training")
+
+
+def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dict[str, int],
+               metrics: dict[str, float], base: dict[str, dict[str, float]], floor: float | None,
+               predictor: PricePredictor, problems: list[str], seg: pd.DataFrame, fit_s: float) -> str:
+    """A short markdown card: data window, rows, metrics against baselines and the noise floor, limits."""
+    iv = predictor.intervals
+    lines = [
+        f"# Model card: `{cfg.mlflow.model_name}`", "",
+        "Suggested price (p50) and 80% range (p10-p90) for a secondhand-fashion listing at listing time.", "",
+        "## Data",
+        f"- Training table: `{ref}` at Delta version {version}",
+        f"- Train: sales before {split.valid_start:%Y-%m-%d %H:%M} ({rows['train']:,} rows); validation (early stopping, range "
+        f"calibration): {split.valid_start:%Y-%m-%d %H:%M} .. {split.test_start:%Y-%m-%d %H:%M} ({rows['valid']:,}); test (never used to "
+        f"choose anything): {split.test_start:%Y-%m-%d %H:%M} .. {split.end:%Y-%m-%d %H:%M} ({rows['test']:,})",
+        f"- Features ({len(predictor.features)}): listing attributes, seller history strictly before listing time,"
+        " text flags, market stats as of the listing day", "",
+        "## Model",
+        f"- xgboost.spark, `reg:squarederror` on log1p(price), {cfg.train.num_workers} workers, "
+        f"best iteration {predictor.median.best_iteration if hasattr(predictor.median, 'best_iteration') else 'n/a'}"
+        f", fit {fit_s:.0f} s",
+        f"- Range: {iv.method}" + (f", split-conformal per `{iv.segment_feature}` ({len(iv.offsets) - 1} segments "
+                                  f"with >= {cfg.train.interval_min_rows} validation rows, the rest global: "
+                                  f"p10 = p50 x exp({iv.offsets[ALL][0]:+.3f}), p90 = p50 x "
+                                  f"exp({iv.offsets[ALL][1]:+.3f}))" if iv.method == "conformal" else
+                                  " boosting (p10 and p90 models)"), "",
+        "## Test metrics", "",
+        "| model | RMSLE | MAE | MAPE |", "|---|---|---|---|",
+        f"| **this model** | **{metrics['rmsle']:.4f}** | {metrics['mae']:.2f} | {metrics['mape']:.3f} |",
+        *[f"| baseline: {k.replace('_', ' ')} | {v['rmsle']:.4f} | {v['mae']:.2f} | {v['mape']:.3f} |"
+          for k, v in base.items()],
+    ]
+    if floor:
+        lines.append(f"| noise floor (simulator truth) | {floor:.4f} | | |")
+    lines += ["", f"80% range: coverage {metrics['coverage_80']:.3f}, mean width {metrics['width_80']:.2f}; "
+                  f"pinball p10 {metrics['pinball_p10']:.4f}, p50 {metrics['pinball_p50']:.4f}, "
+                  f"p90 {metrics['pinball_p90']:.4f}."]
+    if floor:
+        lines.append(f"RMSLE / noise floor = **{metrics['rmsle'] / floor:.3f}** (1.0 is the best achievable).")
+    worst = seg[seg["rows"] >= cfg.promote.min_segment_rows].nlargest(5, "rmsle")
+    lines += ["", f"## Weakest segments (>= {cfg.promote.min_segment_rows} test rows)", "",
+              "| segment | value | rows | RMSLE | coverage |", "|---|---|---|---|---|",
+              *[f"| {r.segment} | {r.value} | {r.rows:,} | {r.rmsle:.4f} | {r.coverage_80:.3f} |"
+                for r in worst.itertuples()],
+              "", "Full table: `segment_metrics.csv`.", "",
+              "## Sanity", "", "passed" if not problems else "\n".join(f"- {p}" for p in problems), "",
+              "## Known limits",
+              "- Trained on sold listings only: unsold items (priced too high) are not labels, so suggestions for "
+              "unusual items lean on their segment's sold prices.",
+              "- Rare brands and categories have little support; their range is the global conformal range.",
+              "- The suggestion is made at listing time; it does not use the seller's asking price.",
+              "- Market stats shift with seasons: retrain at least monthly."]
+    return "\n".join(lines) + "\n"
+
+
+def tune_params(spark: SparkSession, cfg: Config, split: Split, data: DataFrame) -> dict[str, Any]:
+    from pricing.tuning import tune
+
+    def objective(params: dict[str, Any]) -> tuple[float, dict[str, float]]:
+        _, booster = fit(spark, cfg, data, params, features=features_of(cfg))
+        pred = PricePredictor(features_of(cfg), booster, Intervals())
+        valid = _scored(split.valid, pred)
+        from pricing.metrics import rmsle
+
+        score = rmsle(valid["label"].to_numpy(), valid["p50_log"].to_numpy())
+        return score, {"best_iteration": float(getattr(booster, "best_iteration", -1))}
+
+    return tune(objective, booster_params(cfg.train), cfg.train.tuning, cfg.train.seed)
+
+
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("train")
+    t = cfg.train
+    feats = features_of(cfg)
+    if t.interval_segment != "none" and t.interval_segment not in feats:
+        raise ConfigError(f"train.interval_segment {t.interval_segment!r} is not a model feature; choose 'none' "
+                          f"or one of {', '.join(feats)}")
+    check_workers(spark, t.num_workers)
     ts_ref = table(cfg, "features.training_set")
     ts_version = delta_io.version(spark, ts_ref)
     data = labelled(delta_io.read(spark, ts_ref, version=ts_version)).persist()
+    if cfg.features.comparables and data.where(F.col("cmp_near_sold").isNotNull()).isEmpty():
+        raise ConfigError(f"features.comparables is on but {ts_ref} was built without comparable-sales features: "
+                          "run `pricing match` and `pricing features` (or set features.comparables=false)")
     split = time_split(data, cfg)
-    summary.rows_in = {"train": split.train.count(), "valid": split.valid.count(), "test": split.test.count()}
-    if min(summary.rows_in.values()) == 0:
-        raise ModelGateError(f"empty split {summary.rows_in}: widen the data window or shrink test/validation days")
+    rows = {"train": split.train.count(), "valid": split.valid.count(), "test": split.test.count()}
+    summary.rows_in = dict(rows)
+    if min(rows.values()) == 0:
+        raise ModelGateError(f"empty split {rows}: widen the data window or shrink test/validation days")
     tracking.setup(cfg)
-    with mlflow.start_run(run_name=f"train-{cfg.env}") as active:
+    assembled = assemble(split, feats)
+    with mlflow.start_run(run_name=f"train-{cfg.env}") as active, tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
         run_id = active.info.run_id
-        mlflow.log_params({f"train.{k}": v for k, v in cfg.train.model_dump().items()})
-        mlflow.log_params({"features": ",".join(MODEL_FEATURES), "training_table": str(ts_ref),
-                           "training_table_version": ts_version, "valid_start": str(split.valid_start),
-                           "test_start": str(split.test_start)})
-        mlflow.set_tags({"git_commit": _git_commit(cfg), "env": cfg.env, "job": "train"})
-        model = fit_booster(spark, cfg, split.train, split.valid)
-        booster = model.get_booster()
-        raw = bytes(booster.save_raw("json"))
-        history = getattr(getattr(model, "training_summary", None), "validation_objective_history", {}) or {}
-        for metric_name, values in history.items():
-            for step, v in enumerate(values):
-                mlflow.log_metric(f"valid_{metric_name}", float(v), step=step)
-        zero = Intervals(0.0, 0.0)
-        valid = _local_frame(split.valid, raw, zero, [])
-        resid = valid["label"].to_numpy() - np.log1p(valid["p50"].to_numpy())
-        a_lo, _, a_hi = cfg.train.quantiles
-        iv = Intervals(min(0.0, float(np.quantile(resid, a_lo))), max(0.0, float(np.quantile(resid, a_hi))))
-        test = _local_frame(split.test, raw, iv, list(SEGMENT_COLS))
-        metrics = {f"test_{k}": v for k, v in evaluate(test, iv).items()}
-        base = baselines(split, test)
-        floor = noise_floor(spark, cfg, split, test)
+        resolved = cfg.model_dump(mode="json", by_alias=True)
+        flat = flat_params(resolved, "cfg.")
+        for chunk in range(0, len(flat), 90):
+            mlflow.log_params(dict(list(flat.items())[chunk:chunk + 90]))
+        mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yml")
+        mlflow.log_params({"features": ",".join(feats), "n_features": len(feats),
+                           "training_table": str(ts_ref), "training_table_version": ts_version,
+                           "valid_start": str(split.valid_start), "test_start": str(split.test_start),
+                           "rows_train": rows["train"], "rows_valid": rows["valid"], "rows_test": rows["test"]})
+        mlflow.set_tags({"git_commit": git_commit(cfg), "env": cfg.env, "job": "train",
+                         "intervals": t.intervals, "model_name": cfg.mlflow.model_name})
+        log_lineage(spark, ts_ref, ts_version)
+        params = booster_params(t)
+        if t.tuning.enabled:
+            params = tune_params(spark, cfg, split, assembled)
+            mlflow.set_tag("tuned", "true")
+        mlflow.log_params({f"model.{k}": v for k, v in params.items()})
+        predictor, history, fit_s = fit_predictor(spark, cfg, split, assembled, params)
+        assembled.unpersist()
+        client = MlflowClient()
+        stamp = int(time.time() * 1000)
+        for name, values in history.items():
+            batch = [Metric(f"valid_{name}", float(v), stamp, i) for i, v in enumerate(values)]
+            for i in range(0, len(batch), 900):
+                client.log_batch(run_id, metrics=batch[i:i + 900])
+        test = with_segments(_scored(split.test, predictor, EVAL_COLS),
+                             brand_tiers(split.train, t.brand_tier_min_sales))
+        metrics = overall_metrics(test, t.quantiles)
+        base = baseline_metrics(test, baseline_predictions(split.train, test, cfg.features.shrinkage_k))
+        seg = segment_metrics(test, SEGMENTS, t.quantiles)
+        floor = _noise_floor(spark, cfg, split, test)
+        logged = {f"test_{k}": v for k, v in metrics.items()}
+        logged.update({f"baseline_{k}_{m}": v for k, d in base.items() for m, v in d.items()})
+        logged.update({"fit_seconds": fit_s, "best_iteration": float(getattr(predictor.median, "best_iteration", -1))})
         if floor:
-            metrics["noise_floor_rmsle"] = floor
-            metrics["rmsle_over_noise_floor"] = metrics["test_rmsle"] / floor
-        mlflow.log_metrics({**metrics, **base, "interval_lo": iv.lo, "interval_hi": iv.hi})
-        problems = sanity({"rmsle": metrics["test_rmsle"], "coverage_80": metrics["test_coverage_80"]}, base, cfg, test)
-        version = _log_and_register(cfg, booster, raw, iv, split, test, metrics, ts_version, problems)
+            logged.update({"noise_floor_rmsle": floor, "rmsle_over_noise_floor": metrics["rmsle"] / floor})
+        g_lo, g_hi = predictor.intervals.offsets[ALL]
+        if predictor.intervals.method == "conformal":
+            logged.update({"interval_lo": g_lo, "interval_hi": g_hi,
+                           "interval_segments": float(len(predictor.intervals.offsets) - 1)})
+        if cfg.features.comparables:  # the comparable features' worth, on the same split and params
+            logged["test_rmsle_without_comparables"] = rmsle_without_comparables(spark, cfg, split, params)
+            logged["test_rmsle_delta_comparables"] = metrics["rmsle"] - logged["test_rmsle_without_comparables"]
+        mlflow.log_metrics(logged)
+        best_base = min(v["rmsle"] for v in base.values())
+        problems = sanity(metrics, best_base, cfg, test)
+        seg.to_csv(tmp / "segment_metrics.csv", index=False)
+        mlflow.log_artifact(str(tmp / "segment_metrics.csv"))
+        mlflow.log_table(seg, "segment_metrics.json")
+        gain = predictor.median.get_score(importance_type="total_gain")
+        mlflow.log_dict(dict(sorted(gain.items(), key=lambda kv: -kv[1])), "feature_importance.json")
+        for png in (plots.feature_importance(gain, tmp / "feature_importance.png"),
+                    plots.residuals(test["label"].to_numpy(), test["p50_log"].to_numpy(), tmp / "residuals.png"),
+                    plots.calibration(test["label"].to_numpy(), test["p10_log"].to_numpy(), test["p50_log"].to_numpy(),
+                                      test["p90_log"].to_numpy(), tmp / "calibration.png"),
+                    plots.segment_rmsle(seg, tmp / "segment_rmsle.png")):
+            mlflow.log_artifact(str(png), "plots")
+        card = model_card(cfg, ts_ref, ts_version, split, rows, metrics, base, floor, predictor, problems, seg, fit_s)
+        mlflow.log_text(card, "model_card.md")
+        version = register(cfg, predictor, split, tmp, run_id, metrics, best_base, floor, ts_ref, ts_version, problems)
         mlflow.set_tag("sanity", "passed" if not problems else "; ".join(problems))
     data.unpersist()
-    summary.info.update({"mlflow_run_id": run_id, "model": f"{cfg.mlflow.model_name} v{version}",
-                         "test_rmsle": round(metrics["test_rmsle"], 4),
-                         "baselines": {k: round(v, 4) for k, v in base.items()},
-                         "sanity": problems if problems else "passed -> alias challenger"})
+    summary.info.update({
+        "mlflow_run_id": run_id, "model": f"{cfg.mlflow.model_name} v{version}", "fit_seconds": round(fit_s, 1),
+        "test_rmsle": round(metrics["rmsle"], 4), "coverage_80": round(metrics["coverage_80"], 3),
+        "baselines_rmsle": {k: round(v["rmsle"], 4) for k, v in base.items()},
+        "sanity": problems if problems else "passed -> alias challenger"})
     if floor:
-        summary.info["vs_noise_floor"] = round(metrics["rmsle_over_noise_floor"], 3)
+        summary.info["vs_noise_floor"] = round(metrics["rmsle"] / floor, 3)
+    if "test_rmsle_without_comparables" in logged:
+        summary.info["test_rmsle_without_comparables"] = round(logged["test_rmsle_without_comparables"], 4)
     summary.rows_out["model_version"] = version
+    summary.task_values["model_version"] = version
     return summary.finish()
 
 
-def _log_and_register(cfg: Config, booster, raw: bytes, iv: Intervals, split: Split,  # type: ignore[no-untyped-def]
-                      test: pd.DataFrame, metrics: dict[str, float], ts_version: int, problems: list[str]) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        booster_path = Path(tmp) / "booster.json"
-        booster_path.write_bytes(raw)
-        meta_path = Path(tmp) / "meta.json"
-        meta_path.write_text(json.dumps({"features": list(MODEL_FEATURES), "interval_lo": iv.lo, "interval_hi": iv.hi}))
-        example = split.test.select(*MODEL_FEATURES).limit(5).toPandas().astype("float64")
-        p10, p50, p90 = quantiles_from_log(np.log1p(test["p50"].to_numpy()[:5]), iv)
-        signature = infer_signature(example, pd.DataFrame({"p10": p10, "p50": p50, "p90": p90}))
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=PriceModel(), artifacts={"booster": str(booster_path), "meta": str(meta_path)},
-            signature=signature, input_example=example, registered_model_name=cfg.mlflow.model_name,
-        )
+def _noise_floor(spark: SparkSession, cfg: Config, split: Split, test: pd.DataFrame) -> float | None:
+    """The simulator's noise floor for these test rows, when its truth table exists (evaluation only)."""
+    ref = table(cfg, "truth.listings")
+    if not delta_io.exists(spark, ref):
+        return None
+    truth = delta_io.read(spark, ref).select("listing_id", "log_fair_observable", "seller_skill")
+    train_truth = split.train.select("listing_id", "label").join(truth, "listing_id").toPandas()
+    test_ids = spark.createDataFrame(test[["listing_id"]])
+    test_truth = test[["listing_id", "label"]].merge(truth.join(test_ids, "listing_id").toPandas(), on="listing_id")
+    return noise_floor(train_truth, test_truth)
+
+
+def register(cfg: Config, predictor: PricePredictor, split: Split, tmp: Path, run_id: str,
+             metrics: dict[str, float], best_baseline: float, floor: float | None, ref: TableRef, ts_version: int,
+             problems: list[str]) -> int:
+    """Log the pyfunc (signature + input example), register a version, tag it, alias it `challenger` if sane."""
+    example = split.test.select(*predictor.features).limit(5).toPandas().astype("float64")
+    p10, p50, p90 = predictor.predict(predictor.matrix(example))
+    signature = infer_signature(example, pd.DataFrame({"p10": p10, "p50": p50, "p90": p90}))
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=PriceModel(), artifacts=predictor.save(tmp / "predictor"),
+        signature=signature, input_example=example, registered_model_name=cfg.mlflow.model_name,
+        pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}",
+                          f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
+    )
     client = MlflowClient()
     version = int(info.registered_model_version)
-    tags = {"training_table_version": str(ts_version), "test_rmsle": f"{metrics['test_rmsle']:.5f}",
+    faults.point("train.after_register")
+    tags = {"training_table": str(ref), "training_table_version": str(ts_version), "run_id": run_id,
+            "test_rmsle": f"{metrics['rmsle']:.5f}", "best_baseline_rmsle": f"{best_baseline:.5f}",
+            "coverage_80": f"{metrics['coverage_80']:.4f}", "intervals": predictor.intervals.method,
             "sanity": "passed" if not problems else "; ".join(problems)}
+    if floor:
+        tags["rmsle_over_noise_floor"] = f"{metrics['rmsle'] / floor:.4f}"
     for k, v in tags.items():
         client.set_model_version_tag(cfg.mlflow.model_name, str(version), k, v)
     if not problems:

@@ -61,3 +61,33 @@ STYLES = ("vintage", "y2k", "streetwear", "minimalist", "boho", "grunge", "prepp
 
 # Words that only appear in the text, with their effect on fair value (log scale).
 TEXT_SIGNALS = {"deadstock": 0.25, "rare": 0.18, "stain": -0.35, "bundle": 0.30}
+
+# ---- canonical products (simulator.product_share): how sellers write the same item differently ----------
+COLOURWAYS = 3
+"""Colourways per model line: products 3k, 3k+1, 3k+2 are line k in three colours (the hard negatives of
+product matching: same brand, model and type, another colour)."""
+COLOURWAY_STEP = 5
+"""Colour-index step between a line's colourways; no two colourways of a line are each other's NEAR_COLOUR."""
+NEAR_COLOUR = {"black": "grey", "grey": "black", "white": "cream", "cream": "beige", "beige": "cream",
+               "navy": "blue", "blue": "navy", "red": "pink", "pink": "red", "green": "brown", "brown": "beige",
+               "multi": "pink", "purple": "multi", "yellow": "orange", "orange": "yellow"}
+"""The palette colour a seller sometimes picks for a product's colourway (the attribute; the title keeps the
+colourway's own name)."""
+COLOUR_WORDS = {"black": ("black", "blk"), "white": ("white", "wht"), "grey": ("grey", "gray"),
+                "navy": ("navy", "navy blue"), "cream": ("cream", "off white", "ecru"),
+                "multi": ("multi", "multicolour", "multicolor")}
+"""How titles spell a colour (the first is the palette name); colours not listed are written as named."""
+ITEM_WORDS = {"trainers": ("trainers", "sneakers", "trainer", "kicks"), "jumpers": ("jumper", "sweater", "knit"),
+              "hoodies": ("hoodie", "hoody", "hooded sweatshirt"), "t-shirts": ("t-shirt", "tee", "tshirt"),
+              "sweatshirts": ("sweatshirt", "crewneck", "sweat"), "jackets": ("jacket", "jackets"),
+              "puffers": ("puffer", "puffer jacket", "down jacket"), "jeans": ("jeans", "denim jeans"),
+              "boots": ("boots", "boot"), "joggers": ("joggers", "trackies", "jogging bottoms"),
+              "handbags": ("handbag", "bag"), "backpacks": ("backpack", "rucksack"),
+              "tracksuits": ("tracksuit", "track suit"), "caps": ("cap", "baseball cap")}
+"""Title words (synonyms) per subcategory; subcategories not listed are written by name."""
+LINE_SUFFIXES = ("1", "2", "3", "5", "90", "95", "97", "270", "350", "500", "700", "720")
+"""Model numbers some lines carry after their name (``Vemora 90``)."""
+FILLER_WORDS = ("oversized", "cropped", "slim fit", "baggy", "cute", "classic", "authentic", "genuine", "og",
+                "unisex", "summer", "winter", "comfy", "lightweight", "worn once", "great condition",
+                "barely worn", "immaculate", "statement", "everyday", "limited edition", "mens", "womens")
+"""Extra words sellers add to titles; none is a text-only price signal (see ``TEXT_SIGNALS``)."""

@@ -21,3 +21,15 @@ class DataQualityError(PricingError):
 
 class ModelGateError(PricingError):
     """A model failed its sanity checks or the champion/challenger gate."""
+
+
+class MissingTableError(PricingError):
+    """A table a job reads does not exist yet: an upstream job has not run."""
+
+
+class ConcurrentWriteError(PricingError):
+    """A Delta write kept losing commit races to concurrent writers; nothing of it was committed."""
+
+
+class JobLockedError(PricingError):
+    """Another run of the same job holds its lock under the storage root."""

@@ -1,15 +1,28 @@
-"""The price model: an xgboost median model on log1p(price) plus split-conformal interval offsets.
+"""The price model: an xgboost median model on log1p(price) plus a p10-p90 range.
 
-``PriceModel`` is the MLflow pyfunc that the registry serves: given feature columns it returns
-``p10, p50, p90`` in currency units, non-crossing by construction.  Scoring unwraps the booster and
-applies it in an Arrow ``mapInPandas`` (see ``score_frame``).
+Two ways to make the range, chosen by ``train.intervals`` (measured side by side in
+``bench/intervals.py``):
+
+* ``conformal`` (default): split-conformal offsets around the median, the 10th and 90th percentiles of the
+  validation weeks' residuals, per segment (``train.interval_segment``, e.g. the category) where the
+  segment has enough validation rows, else over all rows.  One model, cheap, calibrated by construction.
+* ``quantile``: two more boosters trained with ``reg:quantileerror`` for p10 and p90.
+
+Either way ``p10 <= p50 <= p90`` holds for every row (conformal offsets straddle 0; quantile outputs are
+sorted), so the output never crosses.
+
+:class:`PricePredictor` is the one object that predicts; :class:`PriceModel` is the MLflow pyfunc the
+registry serves (it wraps a predictor), and :func:`score_frame` applies a predictor to a Spark frame in an
+Arrow ``mapInPandas`` (no per-row Python).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
@@ -19,43 +32,159 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pricing import faults
+
+ALL = "*"
+"""Offsets key used for every row whose segment has no offsets of its own."""
+
 
 @dataclass(frozen=True)
 class Intervals:
-    """Residual quantiles (log scale) from the validation weeks: p10 = p50 + lo, p90 = p50 + hi."""
+    """How p10 and p90 are made.  ``offsets``: segment value (as text) -> (lo, hi) on the log scale, for
+    ``conformal``; p10 = p50 + lo, p90 = p50 + hi."""
 
-    lo: float
-    hi: float
+    method: str = "conformal"
+    segment_feature: str | None = None
+    offsets: Mapping[str, tuple[float, float]] = field(default_factory=lambda: {ALL: (0.0, 0.0)})
 
     def __post_init__(self) -> None:
-        if not self.lo <= 0 <= self.hi:
-            raise ValueError(f"interval offsets must straddle 0, got lo={self.lo}, hi={self.hi}")
+        if self.method not in ("conformal", "quantile"):
+            raise ValueError(f"unknown interval method {self.method!r}")
+        if ALL not in self.offsets:
+            raise ValueError("interval offsets need a global entry '*'")
+        for key, (lo, hi) in self.offsets.items():
+            if not lo <= 0 <= hi:
+                raise ValueError(f"interval offsets must straddle 0, got {key}: lo={lo}, hi={hi}")
+
+    def lookup(self, segment: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row (lo, hi) offsets."""
+        g_lo, g_hi = self.offsets[ALL]
+        lo, hi = np.full(n, g_lo), np.full(n, g_hi)
+        if segment is None or len(self.offsets) == 1:
+            return lo, hi
+        keys = np.where(np.isnan(segment), -1, segment).astype(np.int64)
+        for key, (s_lo, s_hi) in self.offsets.items():
+            if key != ALL:
+                hit = keys == int(key)
+                lo[hit], hi[hit] = s_lo, s_hi
+        return lo, hi
+
+    def as_json(self) -> dict[str, Any]:
+        return {"method": self.method, "segment_feature": self.segment_feature,
+                "offsets": {k: list(v) for k, v in self.offsets.items()}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Intervals:
+        return cls(d["method"], d.get("segment_feature"), {k: (float(v[0]), float(v[1])) for k, v in d["offsets"].items()})
 
 
-def predict_log(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
-    return np.asarray(booster.inplace_predict(X), dtype=np.float64)
+def conformal_offsets(resid: np.ndarray, segment: np.ndarray | None, alphas: tuple[float, float],
+                      min_rows: int) -> dict[str, tuple[float, float]]:
+    """Split-conformal offsets: residual quantiles (log scale) overall and per segment with ``min_rows``."""
+    def q(r: np.ndarray) -> tuple[float, float]:
+        return min(0.0, float(np.quantile(r, alphas[0]))), max(0.0, float(np.quantile(r, alphas[1])))
+
+    out = {ALL: q(resid)}
+    if segment is not None:
+        keys = np.where(np.isnan(segment), -1, segment).astype(np.int64)
+        for key in np.unique(keys):
+            rows = keys == key
+            if key >= 0 and rows.sum() >= min_rows:
+                out[str(int(key))] = q(resid[rows])
+    return out
 
 
-def quantiles_from_log(p50_log: np.ndarray, iv: Intervals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Back to prices; p10 <= p50 <= p90 always holds because lo <= 0 <= hi and expm1 is monotone."""
-    p50 = np.expm1(p50_log)
-    return np.maximum(np.expm1(p50_log + iv.lo), 0.0), np.maximum(p50, 0.0), np.maximum(np.expm1(p50_log + iv.hi), 0.0)
+@dataclass
+class PricePredictor:
+    """Median booster (+ p10/p90 boosters for ``quantile``) and the interval rule, on named features."""
+
+    features: tuple[str, ...]
+    median: xgb.Booster
+    intervals: Intervals
+    lower: xgb.Booster | None = None
+    upper: xgb.Booster | None = None
+
+    def __post_init__(self) -> None:
+        if self.intervals.method == "quantile" and (self.lower is None or self.upper is None):
+            raise ValueError("quantile intervals need the p10 and p90 boosters")
+        if self.intervals.segment_feature and self.intervals.segment_feature not in self.features:
+            raise ValueError(f"interval segment {self.intervals.segment_feature!r} is not a model feature")
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise ValueError(f"model input lacks feature columns {missing}")
+        return frame[list(self.features)].to_numpy(dtype=np.float32, na_value=np.nan)
+
+    def predict_log(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p10, p50, p90) on the log1p scale, never crossing."""
+        mid = np.asarray(self.median.inplace_predict(X), dtype=np.float64)
+        if self.intervals.method == "quantile":
+            assert self.lower is not None and self.upper is not None
+            lo = np.asarray(self.lower.inplace_predict(X), dtype=np.float64)
+            hi = np.asarray(self.upper.inplace_predict(X), dtype=np.float64)
+            return np.minimum(np.minimum(lo, hi), mid), mid, np.maximum(np.maximum(lo, hi), mid)
+        seg = None
+        if self.intervals.segment_feature:
+            seg = X[:, self.features.index(self.intervals.segment_feature)].astype(np.float64)
+        d_lo, d_hi = self.intervals.lookup(seg, len(mid))
+        return mid + d_lo, mid, mid + d_hi
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p10, p50, p90) in currency units; ``expm1`` is monotone, so the order survives."""
+        return tuple(np.maximum(np.expm1(a), 0.0) for a in self.predict_log(X))  # type: ignore[return-value]
+
+    # ---- serialisation: raw bytes for Spark broadcasts, files for MLflow artifacts ---------------------
+    def to_bytes(self) -> dict[str, bytes]:
+        out = {"meta": json.dumps({"features": list(self.features), "intervals": self.intervals.as_json()}).encode(),
+               "median": bytes(self.median.save_raw("json"))}
+        for name in ("lower", "upper"):
+            b = getattr(self, name)
+            if b is not None:
+                out[name] = bytes(b.save_raw("json"))
+        return out
+
+    @classmethod
+    def from_bytes(cls, blobs: Mapping[str, bytes]) -> PricePredictor:
+        meta = json.loads(blobs["meta"])
+
+        def booster(name: str) -> xgb.Booster | None:
+            if name not in blobs:
+                return None
+            b = xgb.Booster()
+            b.load_model(bytearray(blobs[name]))
+            return b
+
+        median = booster("median")
+        assert median is not None
+        return cls(tuple(meta["features"]), median, Intervals.from_json(meta["intervals"]),
+                   booster("lower"), booster("upper"))
+
+    def save(self, folder: Path) -> dict[str, str]:
+        """Write one file per part; returns MLflow ``artifacts`` (name -> path)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for name, blob in self.to_bytes().items():
+            p = folder / f"{name}.json"
+            p.write_bytes(blob)
+            paths[name] = str(p)
+        return paths
+
+    @classmethod
+    def load(cls, artifacts: Mapping[str, str]) -> PricePredictor:
+        return cls.from_bytes({k: Path(v).read_bytes() for k, v in artifacts.items()})
 
 
 class PriceModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: artifacts ``booster`` (xgboost JSON) and ``meta`` (features, interval offsets)."""
+    """The registered pyfunc: feature columns in, ``p10, p50, p90`` (currency units) out."""
+
+    predictor: PricePredictor
 
     def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
-        self.booster = xgb.Booster()
-        self.booster.load_model(context.artifacts["booster"])
-        with open(context.artifacts["meta"]) as fh:
-            meta = json.load(fh)
-        self.features: list[str] = meta["features"]
-        self.intervals = Intervals(meta["interval_lo"], meta["interval_hi"])
+        self.predictor = PricePredictor.load(context.artifacts)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-        X = model_input[self.features].to_numpy(dtype=np.float32, na_value=np.nan)
-        p10, p50, p90 = quantiles_from_log(predict_log(self.booster, X), self.intervals)
+        p10, p50, p90 = self.predictor.predict(self.predictor.matrix(model_input))
         return pd.DataFrame({"p10": p10, "p50": p50, "p90": p90})
 
 
@@ -67,18 +196,21 @@ PRED_SCHEMA = T.StructType([
 ])
 
 
-def score_frame(df: DataFrame, booster_raw: bytes, features: Sequence[str], iv: Intervals) -> DataFrame:
-    """Distributed scoring: each Arrow batch goes through ``booster.inplace_predict`` (no per-row Python)."""
+def score_frame(df: DataFrame, predictor: PricePredictor, features: Sequence[str] | None = None) -> DataFrame:
+    """Distributed scoring: ``listing_id, p10, p50, p90`` for every row of ``df``.
+
+    The predictor travels once per executor as a broadcast; each Arrow batch goes through
+    ``inplace_predict`` as one matrix (no per-row Python).
+    """
     spark = df.sparkSession
-    raw = spark.sparkContext.broadcast(bytearray(booster_raw))
-    cols = list(features)
+    blobs = spark.sparkContext.broadcast(predictor.to_bytes())
+    cols = list(features or predictor.features)
 
     def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        booster = xgb.Booster()
-        booster.load_model(raw.value)
+        model = PricePredictor.from_bytes(blobs.value)
+        faults.point("score.predict")
         for pdf in batches:
-            X = pdf[cols].to_numpy(dtype=np.float32, na_value=np.nan)
-            p10, p50, p90 = quantiles_from_log(predict_log(booster, X), iv)
+            p10, p50, p90 = model.predict(model.matrix(pdf))
             yield pd.DataFrame({"listing_id": pdf["listing_id"].to_numpy(), "p10": p10, "p50": p50, "p90": p90})
 
     return df.select("listing_id", *[F.col(c).cast("double") for c in cols]).mapInPandas(predict, PRED_SCHEMA)

@@ -8,7 +8,8 @@ The generative story, per listing:
   fair value (log) = category base + brand tier + brand + condition + material + style + text-only
                      signals (deadstock, rare, stain, bundle) + item noise (hidden)
   asking price     = fair value x seller markup; experienced sellers price closer to fair value and
-                     sell faster (confounding, as on a real marketplace)
+                     sell faster (confounding, as on a real marketplace); the marketplace's price
+                     exploration multiplies a random share of asking prices by exp(U(-m, m))
   daily sale hazard = base x exp(-elasticity x log(price / fair value)); unsold items drop 10% at
                      day 14 and 28; sold price = price at sale less an accepted offer.
 """
@@ -33,6 +34,16 @@ HORIZON_DAYS = 60
 DROP_FACTOR = 0.9
 # Calibrates the overall price level to published secondhand-marketplace medians (about 17-20).
 PRICE_LEVEL = -0.36
+UNBRANDED_SHARE = 0.43
+COLOUR_WEIGHTS = (10, 6, 5, 3, 4, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1)
+MATERIAL_WEIGHTS = (5, 3, 4, 2, 1, 1, 0.5, 0.3, 1, 0.5)
+PRODUCT_POPULARITY = 1.5
+"""Product index = floor(n_products * u ** this): a long tail (the top product has about 5% of the
+instances at 100 products, 0.25% at 8,000)."""
+NUMBERED_FAMILY_SHARE = 0.4
+"""Share of model families whose two lines share a name and differ only in model number."""
+LINE_EFFECT_SD, COLOURWAY_EFFECT_SD = 0.3, 0.1
+"""A model line's and a colourway's price effects (log scale), shared by every instance of the product."""
 
 
 def uniform(seed: int, salt: str, *cols: Column | str) -> Column:
@@ -57,6 +68,16 @@ def pick(values: list, weights: list[float], u: Column) -> Column:
         cum.append(acc)
     idx = F.size(F.filter(F.array(*[F.lit(c) for c in cum]), lambda c: c < u))
     return F.element_at(F.array(*[F.lit(v) for v in values]), idx + 1)
+
+
+def price_nudge(seed: int, share: float, max_log: float, listing_id: Column | str = "listing_id") -> Column:
+    """The price-exploration experiment's log multiplier on a listing's asking price: ``U(-max_log, max_log)``
+    for a hashed ``share`` of listings, exactly 0 for the rest (so ``share = 0`` leaves every price as it was).
+
+    The marketplace runs this experiment, so it knows the assignment; the demand model reads it from here
+    with the export's settings (``_simulator.json``), never from ``truth.listings``."""
+    size = (2.0 * uniform(seed, "price_nudge_size", listing_id) - 1.0) * max_log
+    return F.when(uniform(seed, "price_nudge_arm", listing_id) < share, size).otherwise(F.lit(0.0))
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,79 @@ def _brands(spark: SparkSession, cfg: SimulatorConfig) -> DataFrame:
     )
 
 
+def n_products(cfg: SimulatorConfig) -> int:
+    """Canonical products in the world: ``simulator.listings_per_product`` instances each on average, so the
+    number of products grows with the catalogue (a bigger marketplace lists more distinct items)."""
+    instances = cfg.n_listings * (1 - UNBRANDED_SHARE) * cfg.product_share
+    return max(cd.COLOURWAYS, round(instances / cfg.listings_per_product))
+
+
+def _with_products(cfg: SimulatorConfig, leaves: list, leaf_w: list[float]):  # type: ignore[no-untyped-def]
+    """A ``product_share`` of branded listings become instances of a canonical product: brand, model line,
+    colourway and type.  Products ``3k .. 3k+2`` are the colourways of model line ``k``, and lines ``2f`` and
+    ``2f+1`` form family ``f``: the family fixes the brand (drawn like any listing's) and the leaf category
+    (fashion departments only); a line fixes the material and the name, a colourway the colour.  In a
+    *numbered* family (``NUMBERED_FAMILY_SHARE``) both lines share one name and differ in model number
+    (``Vemora 90``, ``Vemora 95``): the hardest negatives of product matching, with other colourways.  Size,
+    condition and seller stay the listing's own.  The product's price effect (line + colourway) is shared by
+    its instances.  ``product_id`` goes to ``truth.*`` only."""
+    s = cfg.seed
+    fashion = [(leaf[0], w) for leaf, w in zip(leaves, leaf_w, strict=True) if leaf[1] in ("women", "men")]
+    n_prod = n_products(cfg)
+    n_suffix = len(cd.LINE_SUFFIXES)
+
+    def step(df: DataFrame) -> DataFrame:
+        line_u = lambda salt: uniform(s, salt, "_line_id")  # noqa: E731
+        family_u = lambda salt: uniform(s, salt, "_family_id")  # noqa: E731
+        is_product = F.col("brand_idx").isNotNull() & (uniform(s, "is_product", "listing_id") < cfg.product_share)
+        product = F.floor(F.lit(n_prod) * F.pow(uniform(s, "product", "listing_id"), PRODUCT_POPULARITY))
+        df = (df.withColumn("product_id", F.when(is_product, product).cast("long"))
+              .withColumn("_line_id", F.floor(F.col("product_id") / cd.COLOURWAYS).cast("long"))
+              .withColumn("_family_id", F.floor(F.col("_line_id") / 2).cast("long")))
+        numbered = family_u("family_numbered") < NUMBERED_FAMILY_SHARE
+        syl = F.array(*[F.lit(x) for x in _SYL])
+
+        def word(u):  # type: ignore[no-untyped-def]
+            return F.initcap(F.concat(*[F.element_at(syl, (F.floor(u(f"syl{i}") * len(_SYL)) + 1).cast("int"))
+                                        for i in range(3)]))
+
+        suffixes = F.array(*[F.lit(x) for x in cd.LINE_SUFFIXES])
+        # The two lines of a numbered family take model numbers half the list apart: never the same one.
+        family_number = F.element_at(suffixes, (F.pmod(F.floor(family_u("family_suffix") * n_suffix)
+                                                       + F.pmod(F.col("_line_id"), F.lit(2)) * (n_suffix // 2),
+                                                       F.lit(n_suffix)) + 1).cast("int"))
+        own_number = F.when(line_u("line_has_suffix") < 0.5,
+                            pick(list(cd.LINE_SUFFIXES), [1.0] * n_suffix, line_u("line_suffix")))
+        name = F.when(numbered, F.concat_ws(" ", word(family_u), family_number)).otherwise(
+            F.concat_ws(" ", word(line_u), own_number))
+        first_colour = pick(list(range(len(cd.COLOURS))), list(COLOUR_WEIGHTS), line_u("line_colour"))
+        colour_idx = F.pmod(first_colour + F.pmod(F.col("product_id"), F.lit(cd.COLOURWAYS)) * cd.COLOURWAY_STEP,
+                            F.lit(len(cd.COLOURS)))
+        colourway = F.element_at(F.array(*[F.lit(c) for c in cd.COLOURS]), (colour_idx + 1).cast("int"))
+        near = F.element_at(F.create_map(*[F.lit(x) for kv in cd.NEAR_COLOUR.items() for x in kv]), colourway)
+        line = lambda col: F.when(F.col("product_id").isNotNull(), col)  # noqa: E731
+        return (
+            df.withColumn("line_name", line(name))
+            .withColumn("product_colour", line(colourway))
+            .withColumn("product_effect", F.coalesce(line(LINE_EFFECT_SD * normal(s, "line_effect", "_line_id")
+                                                          + COLOURWAY_EFFECT_SD * normal(s, "cw_effect", "product_id")),
+                                                     F.lit(0.0)))
+            .withColumn("brand_idx", F.coalesce(line(F.floor(F.lit(cfg.n_brands) * F.pow(family_u("family_brand"), 3.0))
+                                                     .cast("int")), F.col("brand_idx")))
+            .withColumn("leaf_id", F.coalesce(line(pick([f[0] for f in fashion], [f[1] for f in fashion],
+                                                        family_u("family_leaf"))), F.col("leaf_id")))
+            .withColumn("mat_idx", F.coalesce(line(pick(list(range(len(cd.MATERIALS))), list(MATERIAL_WEIGHTS),
+                                                        line_u("line_mat"))), F.col("mat_idx")))
+            # Now and then the seller picks a neighbouring palette colour for the attribute; the title keeps
+            # the colourway's own name.
+            .withColumn("colour", F.coalesce(line(F.when(uniform(s, "colour_attr", "listing_id") < 0.04, near)
+                                                  .otherwise(colourway)), F.col("colour")))
+            .drop("_line_id", "_family_id")
+        )
+
+    return step
+
+
 def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
     """Build all events and the truth tables lazily (nothing is materialised here)."""
     s = cfg.seed
@@ -125,14 +219,14 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
     df = base.select(
         "listing_id",
         pick([leaf[0] for leaf in leaves], leaf_w, u("leaf")).alias("leaf_id"),
-        F.when(u("has_brand") < 0.43, F.lit(None)).otherwise(
+        F.when(u("has_brand") < UNBRANDED_SHARE, F.lit(None)).otherwise(
             F.floor(F.lit(cfg.n_brands) * F.pow(u("brand"), 3.0)).cast("int")).alias("brand_idx"),
         F.floor(F.lit(cfg.n_sellers) * F.pow(u("seller"), 2.0)).cast("long").alias("seller_id"),
         pick(list(range(5)), list(cd.CONDITION_WEIGHTS), u("cond")).alias("cond_idx"),
-        pick(list(range(len(cd.MATERIALS))), [5, 3, 4, 2, 1, 1, 0.5, 0.3, 1, 0.5], u("mat")).alias("mat_idx"),
+        pick(list(range(len(cd.MATERIALS))), list(MATERIAL_WEIGHTS), u("mat")).alias("mat_idx"),
         pick(list(cd.STYLES), [8, 6, 6, 3, 2, 2, 2, 2, 30], u("style")).alias("style"),
         pick(list(cd.SIZES), [1, 3, 6, 7, 6, 3, 1, 2, 3, 4, 3, 2, 1, 4], u("size")).alias("size"),
-        pick(list(cd.COLOURS), [10, 6, 5, 3, 4, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1], u("colour")).alias("colour"),
+        pick(list(cd.COLOURS), list(COLOUR_WEIGHTS), u("colour")).alias("colour"),
         F.when(u("ship") < 0.45, "seller").otherwise("buyer").alias("shipping_paid_by"),
         (u("deadstock") < 0.08).alias("_deadstock"),
         (u("rare") < 0.05).alias("is_rare"),
@@ -144,7 +238,7 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
         u("season").alias("_u_season"),
         n("season_jitter").alias("_z_season"),
         u("second").alias("_u_sec"),
-    )
+    ).transform(_with_products(cfg, leaves, leaf_w))
     df = (
         df.join(F.broadcast(cats), "leaf_id")
         .join(F.broadcast(brands), "brand_idx", "left")
@@ -175,12 +269,15 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
         df.withColumn("log_fair_observable",
                       F.log(F.col("base_price")) + PRICE_LEVEL + F.col("leaf_effect")
                       + F.coalesce(F.col("tier_effect") + F.col("brand_effect"), F.lit(-0.1))
-                      + cond_eff + mat_eff + style_eff + text_eff)
+                      + cond_eff + mat_eff + style_eff + text_eff + F.col("product_effect"))
         .withColumn("item_noise", 0.28 * F.col("_z_item"))
         .withColumn("log_fair_value", F.col("log_fair_observable") + F.col("item_noise"))
         .withColumn("ask_markup", (0.18 - 0.12 * F.col("seller_skill"))
                     + (0.35 - 0.2 * F.col("seller_skill")) * F.col("_z_ask"))
-        .withColumn("list_price", F.greatest(F.lit(2.0), F.round(F.exp(F.col("log_fair_value") + F.col("ask_markup")))))
+        # The marketplace's price-exploration experiment nudges a random share of asking prices (see price_nudge).
+        .withColumn("price_nudge", price_nudge(s, cfg.price_nudge_share, cfg.price_nudge_max))
+        .withColumn("list_price", F.greatest(F.lit(2.0), F.round(F.exp(
+            F.col("log_fair_value") + F.col("ask_markup") + F.col("price_nudge")))))
     )
     # Listing time: marketplace grows (more listings later), weekly and seasonal pattern by category.
     day = F.floor(F.lit(cfg.days) * F.pow(F.col("_u_day"), 0.8))
@@ -232,11 +329,59 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
     truth = df.select(
         "listing_id", "log_fair_value", "log_fair_observable", "item_noise", "ask_markup", "seller_skill",
         "elasticity", "base_hazard", (demand_bonus).alias("demand_bonus"), "is_deadstock", "is_rare",
-        "has_stain", "is_bundle",
+        "has_stain", "is_bundle", "price_nudge", "product_id", "product_effect",
     )
     truth_cats = cats.select("leaf_id", "department", "category", "subcategory", "base_price", "elasticity",
                              "base_hazard")
     return SimulatedData(events, truth, truth_cats, end, df)
+
+
+def _spelt(words: dict[str, tuple[str, ...]], key: Column, u: Column) -> Column:
+    """``key``'s value as a title spells it: one of its synonyms in ``words`` (the first twice as often),
+    hyphens as spaces."""
+    # One map lookup per row (the first synonym listed twice), rather than a branch per key.
+    spellings = F.create_map(*[x for value, options in words.items()
+                               for x in (F.lit(value), F.array(*[F.lit(o) for o in (options[0], *options)]))])
+    options = F.element_at(spellings, key)
+    chosen = F.element_at(options, (F.floor(u * F.size(options)) + 1).cast("int"))
+    return F.coalesce(chosen, F.regexp_replace(key, "-", " "))
+
+
+def _filler(u) -> Column:  # type: ignore[no-untyped-def]
+    return F.when(u("filler") < 0.35, pick(list(cd.FILLER_WORDS), [1.0] * len(cd.FILLER_WORDS), u("filler_word")))
+
+
+def _size_text(u) -> Column:  # type: ignore[no-untyped-def]
+    """"size M", "sz M" or, for numeric sizes, "UK 8"."""
+    numeric = F.col("size").rlike("^[0-9]+$")
+    prefix = pick(["size ", "sz ", "UK "], [6, 2, 2], u("size_fmt"))
+    return F.concat(F.when(~numeric & (prefix == "UK "), F.lit("size ")).otherwise(prefix), F.col("size"))
+
+
+def _product_title(u) -> Column:  # type: ignore[no-untyped-def]
+    """A product instance's title: the same parts written differently by each seller: brand or not, the
+    model line spelt three ways (``Vemora 90``, ``Vemora90``, ``Vemora-90``), colour and type synonyms, a
+    filler word, the size (varies between instances of one product), in one of five word orders."""
+    brand = F.when(u("p_brand") < 0.85, F.col("brand"))
+    spelling = pick([0, 1, 2], [70, 15, 15], u("line_spelling"))
+    line = (F.when(spelling == 1, F.regexp_replace("line_name", " ", ""))
+            .when(spelling == 2, F.regexp_replace("line_name", " ", "-")).otherwise(F.col("line_name")))
+    line = F.when(u("p_line") < 0.98, line)
+    colour = F.when(u("p_colour") < 0.85, F.col("_colour_word"))
+    item = F.when(u("p_item") < 0.9, F.col("_item_word"))
+    size = F.when(u("p_size") < 0.9, F.col("_size_text"))
+    style = F.when(u("p_style") < 0.6, F.col("_style_word"))
+    signals, filler = F.col("_signals"), F.col("_filler")
+    orders = [(signals, brand, line, style, colour, item, filler, size),
+              (signals, colour, brand, line, item, size, filler),
+              (signals, brand, line, item, colour, size, style),
+              (signals, item, brand, line, colour, size, filler),
+              (signals, style, brand, colour, line, item, size)]
+    order = pick(list(range(len(orders))), [35, 20, 20, 10, 15], u("word_order"))
+    out = F.concat_ws(" ", *orders[-1])
+    for i, parts in enumerate(orders[:-1]):
+        out = F.when(order == i, F.concat_ws(" ", *parts)).otherwise(out)
+    return out
 
 
 def _with_text(seed: int):
@@ -252,15 +397,26 @@ def _with_text(seed: int):
             F.when(F.col("is_bundle"), F.lit("bundle")),
         )
         signals = F.when(signals != "", signals)
-        title = F.concat_ws(" ", signals, brand_in_title, style_word, F.col("colour"), item,
-                            F.concat(F.lit("size "), F.col("size")))
-        title = F.when(u("caps") < 0.08, F.upper(title)).otherwise(title)
+        # Each part is a column of its own: the title expressions below use it several times, and Spark then
+        # evaluates it once instead of inlining it into every use.
+        df = (df.withColumn("_signals", signals).withColumn("_style_word", style_word)
+              .withColumn("_colour_word", _spelt(cd.COLOUR_WORDS, F.coalesce("product_colour", "colour"),
+                                                 u("colour_word")))
+              .withColumn("_item_word", _spelt(cd.ITEM_WORDS, F.col("subcategory"), u("item_word")))
+              .withColumn("_size_text", _size_text(u)).withColumn("_filler", _filler(u)))
+        df = df.withColumn("_title", F.when(F.col("product_id").isNull(), F.concat_ws(
+            " ", "_signals", brand_in_title, "_style_word", "_colour_word", "_item_word", "_filler", "_size_text")
+        ).otherwise(_product_title(u)))
+        title = F.col("_title")
+        df = df.withColumn("_title", F.when(u("caps") < 0.08, F.upper(title)).otherwise(title))
         # A dropped letter now and then, as typed on a phone.
         k = (F.floor(u("typo_pos") * (F.length(title) - 2)) + 2).cast("int")
-        title = F.when(u("typo") < 0.06, F.concat(title.substr(F.lit(1), k - 1), title.substr(k + 1, F.lit(10_000)))
-                       ).otherwise(title)
+        df = df.withColumn("_title", F.when(u("typo") < 0.06, F.concat(title.substr(F.lit(1), k - 1),
+                                                                        title.substr(k + 1, F.lit(10_000))))
+                           .otherwise(title))
         emoji = pick(["", " ✨", " 🔥", " 💖", " 🖤", " 🌸"], [70, 8, 8, 6, 4, 4], u("emoji"))
         title = F.concat(title, emoji)
+        df = df.drop("_signals", "_style_word", "_colour_word", "_item_word", "_size_text", "_filler")
         cond_text = F.element_at(F.array(*[F.lit(x) for x in (
             "brand new with tags", "like new, worn once", "good condition", "used, signs of wear",
             "fair condition, well loved")]), F.col("cond_idx") + 1)
@@ -277,7 +433,7 @@ def _with_text(seed: int):
             F.when(F.col("seller_is_shop"), F.lit("fast dispatch from our shop")),
         )
         desc = F.when(u("nodesc") < 0.05, F.lit("No description yet")).otherwise(desc)
-        return df.withColumn("title", title).withColumn("description", desc)
+        return df.withColumn("title", title).withColumn("description", desc).drop("_title")
 
     return step
 

@@ -18,6 +18,8 @@ from pyspark.sql import SparkSession
 from pricing.config import Config
 from pricing.errors import SetupError
 
+LOOPBACK = "127.0.0.1"
+
 
 def on_databricks_runtime() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
@@ -63,6 +65,11 @@ def get_spark(cfg: Config, app_name: str | None = None, testing: bool = False) -
     # Python workers must run this interpreter (the venv), not whatever `python3` is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    local = cfg.spark.master.startswith("local")
+    if local:
+        # A local job serves nobody else: its UI (bound to SPARK_LOCAL_IP, else all interfaces), RPC and block
+        # manager listen on the loopback interface only.  Cluster drivers must stay reachable by executors.
+        os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
     state = cfg.state_dir
     state.mkdir(parents=True, exist_ok=True)
     builder = (
@@ -87,6 +94,8 @@ def get_spark(cfg: Config, app_name: str | None = None, testing: bool = False) -
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
+    if local:
+        builder = builder.config("spark.driver.bindAddress", LOOPBACK).config("spark.driver.host", LOOPBACK)
     for key, value in cfg.spark.conf.items():
         builder = builder.config(key, value)
     try:

@@ -16,6 +16,8 @@ class JobSummary:
     tables: dict[str, int] = field(default_factory=dict)
     """table -> Delta version after the job."""
     info: dict[str, Any] = field(default_factory=dict)
+    task_values: dict[str, str | int] = field(default_factory=dict)
+    """What the job hands to downstream tasks (Databricks task values; the local runner keeps them too)."""
     started: float = field(default_factory=time.time)
     elapsed_s: float = 0.0
 
@@ -25,7 +27,7 @@ class JobSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"job": self.job, "rows_in": self.rows_in, "rows_out": self.rows_out, "tables": self.tables,
-                "info": self.info, "elapsed_s": self.elapsed_s}
+                "info": self.info, "task_values": self.task_values, "elapsed_s": self.elapsed_s}
 
     def render(self) -> str:
         lines = [f"== {self.job}: done in {self.elapsed_s:.1f} s"]
@@ -37,4 +39,6 @@ class JobSummary:
         for k, v in self.info.items():
             text = json.dumps(v, default=str) if isinstance(v, dict | list) else str(v)
             lines.append(f"   {k:9}: {text}")
+        if self.task_values:
+            lines.append("   publishes: " + ", ".join(f"{k}={v}" for k, v in self.task_values.items()))
         return "\n".join(lines)

@@ -32,3 +32,13 @@ def spark(cfg: Config) -> SparkSession:
     session = get_spark(cfg, app_name="pricing-tests", testing=True)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def workflow(spark: SparkSession, cfg: Config) -> dict[str, float]:
+    """The whole local workflow, once per test run, on the small simulated marketplace: what the
+    end-to-end, training and scoring tests read (each task's seconds)."""
+    from pricing.dag import run_workflow
+
+    return run_workflow(spark, cfg)
+

@@ -72,3 +72,14 @@ def test_unity_catalog_needs_three_level_model_name() -> None:
 def test_unknown_environment() -> None:
     with pytest.raises(ConfigError, match="unknown environment"):
         load_config("staging")
+
+
+def test_bad_optimisation_settings_fail_before_any_write() -> None:
+    with pytest.raises(ConfigError, match=r"recommend.max_change"):
+        load_config("local", ["recommend.max_change=1.2"])
+    with pytest.raises(ConfigError, match=r"recommend.objective"):
+        load_config("local", ["recommend.objective=profit"])
+    with pytest.raises(ConfigError, match=r"simulator.price_nudge_share"):
+        load_config("local", ["simulator.price_nudge_share=-0.1"])
+    with pytest.raises(ConfigError, match="demand_model_name must be catalog.schema.model"):
+        load_config("local", ["mlflow.registry_uri=databricks-uc", "mlflow.model_name=c.s.price"])

@@ -72,3 +72,23 @@ def test_text_only_signals_reach_the_text(sales) -> None:  # type: ignore[no-unt
         # Present in (almost) every flagged listing's text, and never without the flag.
         assert with_flag.where(~text.contains(word)).count() <= 0.07 * with_flag.count()
         assert sales.where(~F.col(flag) & text.contains(word)).count() == 0
+
+
+def test_canonical_products_are_one_item_titled_many_ways(sales) -> None:  # type: ignore[no-untyped-def]
+    inst = sales.where(F.col("product_id").isNotNull())
+    assert sales.where(F.col("product_id").isNotNull() & F.col("brand").isNull()).count() == 0
+    share = inst.count() / sales.where(F.col("brand").isNotNull()).count()
+    assert abs(share - 0.35) <= 0.02, f"product instances are {share:.3f} of branded listings"
+    # One brand, type, colourway, model line and price effect per product; sizes and titles vary.
+    per = inst.groupBy("product_id").agg(
+        *[F.countDistinct(c).alias(c) for c in ("brand", "subcategory", "product_colour", "line_name",
+                                                "product_effect", "size", "title")], F.count("*").alias("n"))
+    fixed = per.where("brand > 1 or subcategory > 1 or product_colour > 1 or line_name > 1 or product_effect > 1")
+    assert fixed.count() == 0
+    big = per.where("n >= 20").agg(F.avg(F.col("title") / F.col("n")), F.avg("size")).first()
+    assert big[0] > 0.6 and big[1] > 5  # most instances are titled their own way, in many sizes
+    # The model line is in almost every title (typos and the odd omission aside); the colour attribute is the
+    # colourway's in almost every listing (now and then a neighbouring palette colour).
+    named = inst.where(F.lower("title").contains(F.lower(F.split("line_name", " ")[0]))).count() / inst.count()
+    assert 0.93 <= named <= 0.99
+    assert inst.where(F.col("colour") == F.col("product_colour")).count() / inst.count() >= 0.94

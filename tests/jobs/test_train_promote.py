@@ -1,0 +1,109 @@
+"""Training and the champion/challenger gate on the real stack: xgboost.spark, Delta, MLflow (SQLite registry).
+
+Each scenario uses its own registered model name in the shared test store, on the training table the
+session's workflow built.
+"""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from jobs import promote, train
+from pricing import tracking
+from pricing.config import Config
+
+pytestmark = pytest.mark.slow
+
+WEAK = ["train.max_depth=1", "train.n_estimators=40", "train.learning_rate=0.3"]
+"""Stumps: an additive model that still beats the baselines but is clearly worse than depth-6 trees."""
+
+
+def _client(cfg: Config) -> MlflowClient:
+    tracking.setup(cfg)
+    return MlflowClient()
+
+
+def _champion(cfg: Config) -> int | None:
+    return tracking.alias_version(_client(cfg), cfg.mlflow.model_name, tracking.CHAMPION)
+
+
+def test_a_worse_model_is_never_promoted_and_a_better_one_is(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    gate = cfg.with_overrides(["mlflow.model_name=gate_test"])
+    weak = gate.with_overrides(WEAK)
+    client = _client(gate)
+
+    first = train.run(spark, weak).rows_out["model_version"]
+    assert promote.run(spark, gate).info["decision"] == "promoted"  # no champion yet, and it is sane
+    assert _champion(gate) == first
+
+    better = train.run(spark, gate).rows_out["model_version"]
+    decision = promote.run(spark, gate).info
+    assert decision["decision"] == "promoted", decision
+    assert _champion(gate) == better
+    mv = client.get_model_version(gate.mlflow.model_name, str(better))
+    assert mv.tags["promotion_decision"] == "promoted"
+    assert float(mv.tags["holdout_rmsle"]) < float(mv.tags["champion_holdout_rmsle"])
+
+    worse = train.run(spark, weak).rows_out["model_version"]
+    assert tracking.alias_version(client, gate.mlflow.model_name, tracking.CHALLENGER) == worse  # sane, yet worse
+    decision = promote.run(spark, gate).info
+    assert decision["decision"] == "rejected" and "not better" in decision["reasons"][0]
+    assert _champion(gate) == better
+    assert client.get_model_version(gate.mlflow.model_name, str(worse)).tags["promotion_decision"] == "rejected"
+
+
+def test_same_data_version_and_seed_give_the_same_metrics(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    repro = cfg.with_overrides(["mlflow.model_name=repro_test"])
+    client = _client(repro)
+    runs = [train.run(spark, repro).info["mlflow_run_id"] for _ in range(2)]
+    a, b = (client.get_run(r).data for r in runs)
+    assert a.params["cfg.train.seed"] == b.params["cfg.train.seed"]
+    assert a.params["training_table_version"] == b.params["training_table_version"]
+    tested = {k: v for k, v in a.metrics.items() if k.startswith(("test_", "baseline_", "noise_floor"))}
+    assert len(tested) > 10
+    assert tested == {k: b.metrics[k] for k in tested}
+
+
+def test_the_run_carries_what_a_reviewer_needs(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    client = _client(cfg)
+    champion = client.get_model_version_by_alias(cfg.mlflow.model_name, tracking.CHAMPION)
+    run = client.get_run(champion.run_id)
+    artifacts = {f.path for f in client.list_artifacts(run.info.run_id)}
+    artifacts |= {f.path for f in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"model_card.md", "segment_metrics.csv", "config.yml", "plots/feature_importance.png",
+            "plots/residuals.png", "plots/calibration.png"} <= artifacts
+    m = run.data.metrics
+    for key in ("test_rmsle", "test_mae", "test_mape", "test_pinball_p10", "test_pinball_p50", "test_pinball_p90",
+                "test_coverage_80", "test_width_80", "noise_floor_rmsle", "rmsle_over_noise_floor"):
+        assert key in m, key
+    assert len(client.get_metric_history(run.info.run_id, "valid_rmse")) > 5  # per-iteration validation loss
+    assert run.data.params["training_table_version"].isdigit()
+    assert run.data.tags["git_commit"] and run.data.params["cfg.train.num_workers"] == "2"
+    inputs = run.inputs.dataset_inputs
+    assert [d.dataset.name for d in inputs] == ["features.training_set"]
+    assert inputs[0].tags[0].value == "training"
+    segments = client.download_artifacts(run.info.run_id, "segment_metrics.csv")
+    with open(segments) as fh:
+        dims = {line.split(",")[0] for line in fh.readlines()[1:]}
+    assert dims == {"category", "brand_tier", "price_band", "condition", "seller_type"}
+
+
+def test_tuning_runs_each_trial_as_a_nested_run(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    tuned = cfg.with_overrides(["mlflow.model_name=tuning_test", "train.tuning.enabled=true",
+                                "train.tuning.n_trials=2", "train.n_estimators=20"])
+    client = _client(tuned)
+    parent = train.run(spark, tuned).info["mlflow_run_id"]
+    exp = client.get_run(parent).info.experiment_id
+    trials = client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(r.info.run_name for r in trials) == ["trial-0", "trial-1"]
+    assert all("valid_rmsle" in r.data.metrics for r in trials)
+    best = min(r.data.metrics["valid_rmsle"] for r in trials)
+    assert client.get_run(parent).data.metrics["tuning_best_valid_rmsle"] == pytest.approx(best)
+
+
+def test_too_many_workers_fail_fast_with_a_clear_message(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+    from pricing.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"num_workers=3 .* only 2 tasks at once"):
+        train.run(spark, cfg.with_overrides(["train.num_workers=3"]))
