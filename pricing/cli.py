@@ -1,8 +1,9 @@
 """The ``pricing`` command: one subcommand per job, and ``run`` for the whole workflow.
 
     pricing [--env local|dev|prod] [--set section.key=value ...] <job>
-    pricing run [--from TASK]
+    pricing run [--job pricing_training|pricing_scoring] [--from TASK]
     pricing ingest --format mercari PATH      (load a Mercari Price Suggestion .tsv instead)
+    pricing experiment simulate|analyse|design  (A/B tests of pricing policies; README: Experiments)
 
 Every job is ``jobs.<name>.run(spark, cfg) -> JobSummary``: the CLI, the tests and the Databricks
 tasks call that same function.
@@ -21,8 +22,9 @@ from pyspark.sql import SparkSession
 from pricing.config import Config, load_config
 from pricing.errors import PricingError
 from pricing.summary import JobSummary
+from pricing.task_values import publish
 
-JOBS = ("generate", "ingest", "features", "validate", "train", "promote", "score")
+JOBS = ("generate", "ingest", "match", "features", "validate", "train", "promote", "score", "demand", "recommend")
 
 
 def job_function(name: str) -> Callable[[SparkSession, Config], JobSummary]:
@@ -35,6 +37,8 @@ def job_function(name: str) -> Callable[[SparkSession, Config], JobSummary]:
 def run_job(name: str, spark: SparkSession, cfg: Config) -> JobSummary:
     summary = job_function(name)(spark, cfg)
     print(summary.render(), flush=True)
+    # Downstream Databricks tasks read these through {{tasks.<task>.values.<key>}}; locally a check only.
+    publish(summary.task_values)
     return summary
 
 
@@ -52,9 +56,15 @@ def _parser() -> argparse.ArgumentParser:
                              help="input format (default: ingest.source from config)")
             job.add_argument("path", nargs="?", default=None,
                              help="input file for file formats, e.g. a Mercari train.tsv")
+    exp = sub.add_parser("experiment", help="pricing-policy A/B tests: simulate, analyse or design one")
+    exp.add_argument("action", choices=("simulate", "analyse", "analyze", "design"),
+                     help="simulate: outcomes of a seller-randomised experiment; analyse: effects, SRM, CUPED "
+                          "-> ml.experiment_results + MLflow report; design: power / sample size from history")
     r = sub.add_parser("run", help="run the whole workflow (the bundle's task graph) in dependency order")
     r.add_argument("--from", dest="from_task", default=None, help="resume from this task")
     r.add_argument("--job", default="pricing_training", help="which bundle job's task graph to run")
+    r.add_argument("--report", default=None, type=Path, metavar="FILE",
+                   help="write each finished task's start, seconds and summary to this JSON file")
     return p
 
 
@@ -69,11 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.env, overrides)
         from pricing.spark import get_spark
 
-        if args.command == "run":
+        if args.command == "experiment":
+            from jobs.experiment import run as run_experiment
+
+            spark = get_spark(cfg, app_name="pricing-experiment")
+            action = "analyse" if args.action == "analyze" else args.action
+            print(run_experiment(spark, cfg, action).render(), flush=True)
+        elif args.command == "run":
             from pricing.dag import run_workflow
 
             spark = get_spark(cfg, app_name="pricing-run")
-            run_workflow(spark, cfg, job=args.job, from_task=args.from_task)
+            run_workflow(spark, cfg, job=args.job, from_task=args.from_task, report=args.report)
         else:
             spark = get_spark(cfg, app_name=f"pricing-{args.command}")
             run_job(args.command, spark, cfg)

@@ -17,13 +17,9 @@ from pricing.tables import table
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def workflow(spark, cfg):  # type: ignore[no-untyped-def]
-    return run_workflow(spark, cfg)
-
-
 def test_every_task_ran(workflow) -> None:  # type: ignore[no-untyped-def]
-    assert list(workflow) == ["generate", "ingest", "features", "validate", "train", "promote", "score"]
+    assert list(workflow) == ["generate", "ingest", "match", "features", "validate", "train", "promote", "demand", "score",
+                              "recommend"]
 
 
 def test_silver_matches_the_landing_events(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
@@ -49,7 +45,8 @@ def test_champion_is_registered_with_metrics(cfg, workflow) -> None:  # type: ig
     assert client.get_model_version_by_alias(cfg.mlflow.model_name, tracking.CHALLENGER).version == mv.version
     metrics = client.get_run(mv.run_id).data.metrics
     assert metrics["test_rmsle"] < metrics["baseline_global_median_rmsle"]
-    assert metrics["test_rmsle"] < metrics["baseline_category_condition_rmsle"]
+    assert metrics["test_rmsle"] < metrics["baseline_brand_category_shrunk_rmsle"]
+    assert metrics["test_rmsle"] < metrics["baseline_category_condition_median_rmsle"]
     assert metrics["interval_hi"] > 0 and metrics["interval_lo"] < 0
     assert mv.tags["promotion_decision"] == "promoted"
     assert mv.tags["sanity"] == "passed"
@@ -94,7 +91,7 @@ def test_a_corrupted_feature_table_blocks_the_run_before_train(spark, cfg, workf
         with pytest.raises(DataQualityError) as err:
             run_workflow(spark, cfg)
         msg = str(err.value)
-        assert "task 'validate' failed" in msg and "not run: train, promote, score" in msg
+        assert "task 'validate' failed" in msg and "not run: train, promote, demand, score, recommend" in msg
         assert "features.training_set" in msg and "sold_price" in msg and "listing_id" in msg
         assert len(client.search_model_versions(f"name='{cfg.mlflow.model_name}'")) == versions
     finally:

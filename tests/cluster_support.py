@@ -1,0 +1,127 @@
+"""A real Spark standalone cluster for tests: a master and two one-core workers on 127.0.0.1, started from the
+installed pyspark (``bin/spark-class``), each daemon leading its own process group so that it and the executors
+it launches can be stopped (terminate, then kill) whatever happens.  Used by ``tests/test_cluster.py`` and the
+executor-loss test in ``tests/reliability/``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyspark
+import pytest
+
+SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)
+
+
+def tail(path: Path, n: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else f"({path} missing)"
+
+
+@dataclass
+class Cluster:
+    url: str
+    master_ui: str
+    worker_uis: list[str]
+    work_dirs: list[Path]
+    env: dict[str, str]
+    logs: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def master(self) -> dict[str, Any]:
+        return get_json(f"{self.master_ui}/json/")  # type: ignore[no-any-return]
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Each daemon leads its own process group (with the executors it launched): terminate it, then kill it."""
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.time() + 20
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=10)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def start_cluster(tmp_path_factory: pytest.TempPathFactory, workers: int = 2) -> Iterator[Cluster]:
+    """Start a master and ``workers`` one-core workers; stop them (and their executors) on exit."""
+    logs = tmp_path_factory.mktemp("cluster-logs")
+    port, ui = free_port(), free_port()
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1",
+           # Executors run the venv's Python only through this variable (the builder's setting is ignored).
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           # The REST submission server would take the fixed port 6066, shared with any other cluster here.
+           "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> None:
+        with (logs / f"{name}.log").open("wb") as log:
+            procs.append(subprocess.Popen([str(SPARK_CLASS), *args], stdout=log, stderr=subprocess.STDOUT,
+                                          env=env, start_new_session=True))
+
+    try:
+        start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+              "--webui-port", str(ui))
+        worker_uis, work_dirs = [], []
+        for i in range(1, workers + 1):
+            work_dir = tmp_path_factory.mktemp(f"worker{i}")
+            work_dirs.append(work_dir)
+            worker_ui = free_port()
+            worker_uis.append(f"http://127.0.0.1:{worker_ui}")
+            start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
+                  "--host", "127.0.0.1", "--cores", "1", "--memory", "2g", "--work-dir", str(work_dir),
+                  "--webui-port", str(worker_ui))
+        c = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}", worker_uis, work_dirs, env, logs, procs)
+        deadline, state = time.time() + 120, {}
+        while time.time() < deadline:
+            try:
+                state = c.master()
+                if state.get("aliveworkers") == workers:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the {workers} workers did not register within 120 s: {state}\n{tail(logs / 'master.log')}")
+        yield c
+    finally:
+        stop(procs)
+        # Killed executors are orphans until init reaps them: give that a moment before calling one a stray.
+        deadline = time.time() + 15
+        while time.time() < deadline and any(group_alive(p.pid) for p in procs):
+            time.sleep(0.2)
+        assert not [p.pid for p in procs if group_alive(p.pid)], "a cluster JVM outlived the test"
