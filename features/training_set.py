@@ -5,7 +5,9 @@ joined *as of* that instant (the latest row stamped at or before it, never a lat
 
 * ``listing_features`` -> the listing's own ``listed`` row;
 * ``market_stats`` -> the brand x category and category x condition segments' stamp of that day, which
-  summarises only sales strictly before the day began.
+  summarises only sales strictly before the day began;
+* ``comparable_sales`` (when ``features.comparables``) -> the listing's row stamped at that instant: sold
+  prices of its same-product matches and nearest comparables, strictly before it.
 
 Labels (what it sold for, and whether it sold within N days) come strictly after ``as_of``.  Active
 listings are kept too (labels null): batch scoring reads them from here, so training and serving share
@@ -18,6 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from features import comparables as comparables_spec
 from features import market_stats
 from features.asof import as_of_join, rows_to_rebuild
 from features.listing_features import MODEL_FEATURES as LISTING_MODEL_FEATURES
@@ -37,15 +40,18 @@ _labels = [
     ("status", T.StringType(), "Current status: active, sold or removed (for selecting rows, never a feature)."),
 ]
 
+_comparable = [(f.name, f.dataType, f"{comparables_spec.SPEC.column_docs[f.name]} Null when features.comparables "
+                                  "is off.") for f in comparables_spec.SPEC.schema.fields if f.name.startswith("cmp_")]
+
 SPEC = FeatureSpec(
     name="features.training_set",
     primary_keys=("listing_id",),
     timestamp_key="as_of",
     schema=T.StructType([*LISTING_SPEC.schema.fields,
-                         *[T.StructField(n, t, True) for n, t, _ in _market + _labels]]),
+                         *[T.StructField(n, t, True) for n, t, _ in _market + _comparable + _labels]]),
     description="Every listing's features as of its listing time (listing_features + market_stats, as-of "
                 "joined) with its labels; active listings are the scoring input.",
-    column_docs={**LISTING_SPEC.column_docs, **{n: d for n, _, d in _market + _labels}},
+    column_docs={**LISTING_SPEC.column_docs, **{n: d for n, _, d in _market + _comparable + _labels}},
 )
 
 MODEL_FEATURES: tuple[str, ...] = (
@@ -53,13 +59,23 @@ MODEL_FEATURES: tuple[str, ...] = (
     *[f"mkt_{p}_{q}_{w}d" for p in SEGMENTS for w in (30, 90) for q in ("p25", "p50", "p75")],
     *[f"mkt_{p}_{s}_{w}d" for p in SEGMENTS for w in (7, 30, 90) for s in ("n_sales", "sell_through")],
     "mkt_bc_p50_7d", "mkt_cc_p50_7d",
+    *comparables_spec.MODEL_FEATURES,
 )
-"""What the price model reads from a training_set row."""
+"""What the price model reads from a training_set row (see :func:`model_features`)."""
+COMPARABLE_FEATURES: tuple[str, ...] = comparables_spec.MODEL_FEATURES
+
+
+def model_features(comparables: bool) -> tuple[str, ...]:
+    """The model's inputs: every :data:`MODEL_FEATURES`, less the comparable-sales ones when ``comparables``
+    is off (``features.comparables``), so that one training table trains either model on the same split."""
+    return MODEL_FEATURES if comparables else tuple(f for f in MODEL_FEATURES if f not in COMPARABLE_FEATURES)
 
 
 def compute(features: DataFrame, stats: DataFrame, listings: DataFrame, sold_within_days: int,
-            since: Column | None = None, touched: DataFrame | None = None) -> DataFrame:
-    """``listing_features`` + ``market_stats`` + ``silver.listings`` (labels) -> training rows.
+            since: Column | None = None, touched: DataFrame | None = None,
+            comparables: DataFrame | None = None) -> DataFrame:
+    """``listing_features`` + ``market_stats`` (+ ``comparable_sales``) + ``silver.listings`` (labels) ->
+    training rows.  ``comparables`` None: the comparable-sales columns are null.
 
     Incremental: with ``since``, only listings created on or after it, plus those in ``touched``.
     """
@@ -76,6 +92,14 @@ def compute(features: DataFrame, stats: DataFrame, listings: DataFrame, sold_wit
         on = ["_brand" if k == "brand" else k for k in keys]
         df = as_of_join(df, seg, on, "as_of", "stat_as_of", left_keys=["listing_id"], lookback_days=1,
                         prefix=f"mkt_{prefix}_")
+    if comparables is not None:
+        # The row stamped exactly at the listing's time (comparable_sales has one per listing, at created_at).
+        cmp = comparables.select(F.col("listing_id").alias("_cmp_id"), F.col("as_of").alias("_cmp_as_of"),
+                                 *[c for c, _, _ in _comparable])
+        on = (F.col("listing_id") == F.col("_cmp_id")) & (F.col("as_of") == F.col("_cmp_as_of"))
+        df = df.join(cmp, on, "left").drop("_cmp_id", "_cmp_as_of")
+    else:
+        df = df.select("*", *[F.lit(None).cast(t).alias(c) for c, t, _ in _comparable])
     df = (df.withColumn("created_at", F.col("as_of"))
           .withColumn("sold_within_days",
                       F.when(F.col("sold_at").isNotNull()

@@ -1,6 +1,7 @@
 """features: silver -> point-in-time-correct feature tables, built incrementally from a watermark.
 
-Order: listing_features and market_stats (independent), then training_set (as-of joins of both).
+Order: listing_features and market_stats (independent), comparable_sales (from ``pricing match``'s product
+matches, when ``features.comparables``), then training_set (as-of joins of all of them).
 Each table's watermark is the bronze ``ingested_at`` it was built through.  Rows ingested after it
 give the earliest event time they touch; every row stamped on or after that day is recomputed (from
 all the data it needs), and listings whose labels changed are re-joined.  The result equals a full
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features import listing_features, market_stats, training_set
+from features import comparables, listing_features, market_stats, product_matches, training_set
 from features.spec import FeatureSpec
-from pricing import delta_io, schemas
+from pricing import delta_io, faults, schemas
 from pricing.config import Config
+from pricing.errors import PricingError
 from pricing.feature_store import watermark, write_features
 from pricing.summary import JobSummary
 from pricing.tables import table
@@ -54,6 +56,26 @@ def changes_since(bronze: DataFrame, mark: str | None) -> Changes | None:
     return Changes(earliest, new.select("listing_id").distinct())
 
 
+def fresh_matches(spark: SparkSession, cfg: Config) -> DataFrame:
+    """``features.product_matches``, refused unless built with the current match settings through the latest
+    listings: comparables from stale matches would miss new listings' pairs for good (an incremental build
+    never revisits them)."""
+    from jobs.match import listings_watermark
+
+    ref = table(cfg, product_matches.MATCHES_SPEC.name)
+    fix = "run `pricing match` first (or set features.comparables=false)"
+    if not delta_io.exists(spark, ref):
+        raise PricingError(f"features.comparables is on but {ref} does not exist: {fix}")
+    built = watermark(spark, cfg, product_matches.MATCHES_SPEC, product_matches.params(cfg.match))
+    if built is None:
+        raise PricingError(f"{ref} was built with other match settings than the current config: {fix}")
+    need = listings_watermark(spark, cfg)
+    if built < need:
+        raise PricingError(f"{ref} is stale: built from listings ingested through {built}, but listings were "
+                           f"ingested through {need}: {fix}")
+    return delta_io.read(spark, ref)
+
+
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("features")
     listings = delta_io.read(spark, table(cfg, "silver.listings"))
@@ -65,9 +87,15 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     params = {"sold_within_days": cfg.features.sold_within_days, "shrinkage_k": cfg.features.shrinkage_k,
               # training_set is rebuilt in full when an upstream table's definition changes
               "upstream": [listing_features.SPEC.fingerprint(), market_stats.SPEC.fingerprint()]}
+    # Checked before any write: comparables need current product matches.
+    matches = fresh_matches(spark, cfg) if cfg.features.comparables else None
+    cmp_params = None if matches is None else {
+        "comparables_k": cfg.features.comparables_k, **product_matches.params(cfg.match),
+        "comparables_spec": comparables.SPEC.fingerprint()}
 
-    def build(spec: FeatureSpec, make) -> None:  # type: ignore[no-untyped-def]
-        mark = watermark(spark, cfg, spec, params) if cfg.features.incremental else None
+    def build(spec: FeatureSpec, make, more: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+        params_ = {**params, **(more or {})}
+        mark = watermark(spark, cfg, spec, params_) if cfg.features.incremental else None
         todo = changes_since(bronze, mark)
         if todo is None:
             summary.info[spec.name] = "up to date"
@@ -75,17 +103,25 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         since = None if todo.since is None else F.lit(todo.since).cast("timestamp")
         df = make(since, todo.touched)
         where = None if todo.since is None else f"`{spec.timestamp_key}` >= timestamp'{todo.since}'"
-        summary.tables[spec.name] = write_features(spark, cfg, spec, df, built_through, where, params)
+        summary.tables[spec.name] = write_features(spark, cfg, spec, df, built_through, where, params_)
         summary.info[spec.name] = "full build" if todo.since is None else f"incremental from {todo.since[:10]}"
 
     build(listing_features.SPEC, lambda since, _t: listing_features.compute(listings, sales, price_changes, since))
+    faults.point("features.after_first_table")
     build(market_stats.SPEC, lambda since, _t: market_stats.compute(
         listings, sales, cfg.features.shrinkage_k, None if since is None else F.to_date(since)))
     feats = delta_io.read(spark, table(cfg, listing_features.SPEC.name))
     stats = delta_io.read(spark, table(cfg, market_stats.SPEC.name))
+    specs = [listing_features.SPEC, market_stats.SPEC]
+    cmp = None
+    if matches is not None:
+        build(comparables.SPEC, lambda since, _t: comparables.compute(
+            listings, sales, matches, cfg.features.comparables_k, since), cmp_params)
+        cmp = delta_io.read(spark, table(cfg, comparables.SPEC.name))
+        specs.append(comparables.SPEC)
     build(training_set.SPEC, lambda since, touched: training_set.compute(
-        feats, stats, listings, cfg.features.sold_within_days, since, touched))
-    for spec in (listing_features.SPEC, market_stats.SPEC, training_set.SPEC):
+        feats, stats, listings, cfg.features.sold_within_days, since, touched, cmp), {"comparables": cmp_params})
+    for spec in (*specs, training_set.SPEC):
         ref = table(cfg, spec.name)
         summary.rows_out[spec.name] = delta_io.read(spark, ref).count()
         summary.tables[spec.name] = delta_io.version(spark, ref)

@@ -11,10 +11,11 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from features import listing_features, market_stats, training_set
-from jobs import features, generate, ingest
+from features import comparables, listing_features, market_stats, product_matches, training_set
+from jobs import features, generate, ingest, match
 from pricing import delta_io, schemas
 from pricing.config import Config
+from pricing.errors import PricingError
 from pricing.landing import FAULTS, export_lines
 from pricing.simulator import simulate
 from pricing.tables import table
@@ -42,10 +43,16 @@ def runs(spark, tiny: Config):  # type: ignore[no-untyped-def]
     out["lines1"] = _count_lines(landing)
     out["files1"] = {p: p.stat().st_mtime_ns for p in landing.rglob("part-*.json")}
     out["ing1"] = ingest.run(spark, first)
+    out["match1"] = match.run(spark, first)
     out["feat1"] = features.run(spark, first)
     out["gen2"] = generate.run(spark, tiny)
     out["lines2"] = _count_lines(landing)
     out["ing2"] = ingest.run(spark, tiny)
+    try:  # product matches older than the listings: comparables would miss the new listings' pairs for good
+        features.run(spark, tiny)
+    except PricingError as exc:
+        out["stale"] = str(exc)
+    out["match2"] = match.run(spark, tiny)
     out["feat2"] = features.run(spark, tiny)  # incremental: only what arrived since feat1's watermark
     return out
 
@@ -115,17 +122,41 @@ def test_a_rerun_adds_nothing(spark, tiny, runs) -> None:  # type: ignore[no-unt
     again = ingest.run(spark, tiny)
     assert again.info["counts"] == {"read": 0, "inserted": 0, "quarantined": 0, "duplicates": 0}
     assert [delta_io.version(spark, r) for r in refs] == versions
-    feature_refs = [table(tiny, s.name) for s in (listing_features.SPEC, market_stats.SPEC, training_set.SPEC)]
+    specs = (listing_features.SPEC, market_stats.SPEC, comparables.SPEC, training_set.SPEC,
+             product_matches.MATCHES_SPEC, product_matches.CLUSTERS_SPEC)
+    feature_refs = [table(tiny, s.name) for s in specs]
     feature_versions = [delta_io.version(spark, r) for r in feature_refs]
+    assert match.run(spark, tiny).info["product matches"].startswith("up to date")
     feats = features.run(spark, tiny)
-    assert {feats.info[s] for s in (listing_features.SPEC.name, market_stats.SPEC.name,
-                                    training_set.SPEC.name)} == {"up to date"}
+    assert {feats.info[s.name] for s in specs[:4]} == {"up to date"}
     assert [delta_io.version(spark, r) for r in feature_refs] == feature_versions
+
+
+def test_features_refuse_product_matches_older_than_the_listings(runs) -> None:  # type: ignore[no-untyped-def]
+    assert "is stale" in runs["stale"] and "run `pricing match` first" in runs["stale"]
+
+
+def test_the_match_job_finds_the_simulated_products(spark, tiny, runs) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+
+    from pricing import tracking
+
+    tracking.setup(tiny)
+    m = mlflow.get_run(runs["match2"].info["mlflow_run_id"]).data.metrics
+    assert m["pair_precision"] >= 0.95 and m["pair_recall"] >= 0.85, m
+    assert m["recall_at_5"] >= 0.85, m
+    pairs = delta_io.read(spark, table(tiny, product_matches.MATCHES_SPEC.name))
+    assert runs["match2"].rows_out[product_matches.MATCHES_SPEC.name] == pairs.count() > 0
+    # Both directions of every pair, never a listing with itself.
+    flipped = pairs.select(F.col("matched_listing_id").alias("listing_id"), F.col("listing_id").alias("matched_listing_id"),
+                           "similarity", "same_product", "known_at")
+    assert_df_equality(pairs, flipped, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
+    assert pairs.where(F.col("listing_id") == F.col("matched_listing_id")).count() == 0
 
 
 def test_incremental_feature_build_equals_a_full_rebuild(spark, tiny, runs) -> None:  # type: ignore[no-untyped-def]
     # The second build really was incremental, from no later than the first new day (late arrivals reach back).
-    for spec in (listing_features.SPEC, market_stats.SPEC, training_set.SPEC):
+    for spec in (listing_features.SPEC, market_stats.SPEC, comparables.SPEC, training_set.SPEC):
         assert runs["feat1"].info[spec.name] == "full build"
         assert runs["feat2"].info[spec.name].startswith("incremental from ")
     first_new_day = tiny.simulator.start_date + timedelta(FIRST_DAYS)
@@ -135,8 +166,11 @@ def test_incremental_feature_build_equals_a_full_rebuild(spark, tiny, runs) -> N
     listings, sales = read("silver.listings"), read("silver.sales")
     full_lf = listing_features.compute(listings, sales, read("bronze.price_changes_raw"))
     full_ms = market_stats.compute(listings, sales, tiny.features.shrinkage_k)
-    full_ts = training_set.compute(full_lf, full_ms, listings, tiny.features.sold_within_days)
-    for spec, full in ((listing_features.SPEC, full_lf), (market_stats.SPEC, full_ms), (training_set.SPEC, full_ts)):
+    full_cmp = comparables.compute(listings, sales, read(product_matches.MATCHES_SPEC.name), tiny.features.comparables_k)
+    full_ts = training_set.compute(full_lf, full_ms, listings, tiny.features.sold_within_days, comparables=full_cmp)
+    assert full_cmp.where("cmp_product_sold > 0").count() > 0  # the comparison covers real comparables
+    for spec, full in ((listing_features.SPEC, full_lf), (market_stats.SPEC, full_ms), (comparables.SPEC, full_cmp),
+                       (training_set.SPEC, full_ts)):
         stored = read(spec.name)
         assert stored.count() == full.count() > 0
         # The spec's docs are the table's column comments and its description the table comment.

@@ -1,0 +1,124 @@
+"""match: product matching: the same and comparable items across listings (MinHash LSH on title shingles, blocked
+by brand x category, a scored pairwise decision, product clusters), with precision and recall against the
+simulator's truth in MLflow.
+
+Reads ``silver.listings``; writes ``features.product_matches`` and ``features.product_clusters``, each replaced
+in one transaction (a rerun rewrites the same rows).  Each table records the ``bronze.listings_raw`` ingestion
+time it is built through and a fingerprint of the match settings; when both are current the job writes
+nothing.  ``pricing features`` refuses product matches that are older than the listings (run this job first).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import mlflow
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from features.product_matches import CLUSTERS_SPEC, MATCHES_SPEC, params
+from pricing import delta_io, matching, tracking
+from pricing.config import Config
+from pricing.feature_store import watermark, write_features
+from pricing.summary import JobSummary
+from pricing.tables import table
+
+TS_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+RECALL_AT = (1, 5, 10)
+
+
+def listings_watermark(spark: SparkSession, cfg: Config) -> str:
+    """The latest ``bronze.listings_raw`` ingestion time: what silver's listings (and so the matches) reflect."""
+    mark = delta_io.read(spark, table(cfg, "bronze.listings_raw")).agg(
+        F.date_format(F.max("ingested_at"), TS_FORMAT)).first()[0]
+    return mark or "1970-01-01 00:00:00.000000"
+
+
+@dataclass(frozen=True)
+class Built:
+    pairs: int
+    same_product_pairs: int
+    clusters: int
+    clustered_listings: int
+    keyed: int
+    groups: int
+    seconds: float
+    versions: dict[str, int]
+
+
+def build(spark: SparkSession, cfg: Config, listings: DataFrame, built_through: str) -> Built:
+    """Match ``listings`` and replace both tables (each one transaction); what ``run`` and the benchmark time."""
+    t0 = time.time()
+    result = matching.match(listings, cfg.match)
+    p = params(cfg.match)
+    versions = {MATCHES_SPEC.name: write_features(spark, cfg, MATCHES_SPEC, result.pairs, built_through, None, p)}
+    clusters = matching.clusters(result, cfg.match.max_cluster_iterations)
+    versions[CLUSTERS_SPEC.name] = write_features(spark, cfg, CLUSTERS_SPEC, clusters, built_through, None, p)
+    result.release()
+    seconds = time.time() - t0
+    m = delta_io.read(spark, table(cfg, MATCHES_SPEC.name)).agg(
+        F.count("*").alias("pairs"), F.count_if("same_product").alias("same")).first()
+    c = delta_io.read(spark, table(cfg, CLUSTERS_SPEC.name)).agg(
+        F.countDistinct("cluster_id").alias("clusters"), F.count("*").alias("listings")).first()
+    return Built(int(m["pairs"]), int(m["same"]), int(c["clusters"]), int(c["listings"]), result.keyed,
+                 result.groups, seconds, versions)
+
+
+def evaluate(spark: SparkSession, cfg: Config) -> dict[str, float] | None:
+    """Pairwise precision and recall of the same-product pairs and of the clusters, and recall@k of the
+    ranked comparables, against ``truth.listings.product_id`` (simulator only; None without the truth)."""
+    ref = table(cfg, "truth.listings")
+    if not delta_io.exists(spark, ref) or "product_id" not in delta_io.read(spark, ref).columns:
+        return None
+    truth = delta_io.read(spark, ref).select("listing_id", "product_id")
+    # Only listings that reached silver are the job's to find.
+    truth = truth.join(delta_io.read(spark, table(cfg, "silver.listings")).select("listing_id"), "listing_id")
+    pairs = delta_io.read(spark, table(cfg, MATCHES_SPEC.name))
+    out = {f"pair_{k}": v for k, v in matching.pair_scores(pairs, truth).items()}
+    out.update({f"cluster_{k}": v for k, v in
+                matching.cluster_scores(delta_io.read(spark, table(cfg, CLUSTERS_SPEC.name)), truth).items()})
+    out.update({f"recall_at_{k}": v for k, v in matching.recall_at_k(pairs, truth, RECALL_AT).items()})
+    return out
+
+
+def run(spark: SparkSession, cfg: Config) -> JobSummary:
+    summary = JobSummary("match")
+    listings = delta_io.read(spark, table(cfg, "silver.listings"))
+    mark = listings_watermark(spark, cfg)
+    p = params(cfg.match)
+    if all(watermark(spark, cfg, spec, p) == mark for spec in (MATCHES_SPEC, CLUSTERS_SPEC)):
+        summary.info["product matches"] = f"up to date (listings ingested through {mark})"
+        return summary.finish()
+    summary.rows_in["silver.listings"] = listings.count()
+    built = build(spark, cfg, listings, mark)
+    summary.tables.update(built.versions)
+    summary.rows_out.update({"listings matched": built.keyed, MATCHES_SPEC.name: built.pairs,
+                             "same-product pairs": built.same_product_pairs // 2,
+                             CLUSTERS_SPEC.name: built.clustered_listings, "clusters": built.clusters})
+    summary.info["match_seconds"] = round(built.seconds, 1)
+    scores = evaluate(spark, cfg)
+    tracking.setup(cfg)
+    with mlflow.start_run(run_name=f"match-{cfg.env}") as active:
+        mlflow.set_tags({"job": "match", "env": cfg.env})
+        mlflow.log_params({f"match.{k}": v for k, v in cfg.match.model_dump(mode="json").items()})
+        mlflow.log_params({"listings": summary.rows_in["silver.listings"], "built_through": mark})
+        mlflow.log_metrics({"listings_matched": built.keyed, "groups": built.groups, "pairs": built.pairs,
+                            "same_product_pairs": built.same_product_pairs / 2, "clusters": built.clusters,
+                            "clustered_listings": built.clustered_listings, "match_seconds": built.seconds})
+        if scores:
+            mlflow.log_metrics(scores)
+        summary.info["mlflow_run_id"] = active.info.run_id
+    if scores:
+        summary.info["same product (pairs)"] = (f"precision {scores['pair_precision']:.4f}, "
+                                                f"recall {scores['pair_recall']:.4f}")
+        summary.info["same product (clusters)"] = (f"precision {scores['cluster_precision']:.4f}, "
+                                                   f"recall {scores['cluster_recall']:.4f}")
+        summary.info["comparables"] = ", ".join(f"recall@{k} {scores[f'recall_at_{k}']:.4f}" for k in RECALL_AT)
+    return summary.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pricing.cli import main as cli_main
+
+    return cli_main(["match", *(argv or [])])

@@ -1,0 +1,145 @@
+"""Product matching on hand-written titles: the same product written differently is matched; another brand,
+colourway, model, model number or type is not; clusters, and the evaluation against known product ids."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from pricing import catalog_data as cd
+from pricing import matching
+from pricing.config import MatchConfig, load_config
+from pricing.errors import ConfigError
+
+T0 = datetime(2025, 3, 1, 12, 0, 0)
+SCHEMA = "listing_id long, created_at timestamp, brand string, category string, subcategory string, colour string, " \
+         "title string"
+TITLES = [
+    (1, "Nike", "footwear", "trainers", "white", "Nike Air Zoom 90 white trainers size 9"),
+    (2, "Nike", "footwear", "trainers", "white", "air zoom90 WHITE sneakers UK 10 🔥"),          # same: other words
+    (3, "Nike", "footwear", "trainers", "grey", "Air Zom 90 trainers wht sz 8 worn once"),      # same: typo, colour word
+    (4, "Nike", "footwear", "trainers", "black", "Nike Air Zoom 90 black trainers size 9"),     # other colourway
+    (5, "Nike", "footwear", "trainers", "white", "Nike Air Zoom 95 white trainers size 9"),     # other model number
+    (6, "Nike", "footwear", "trainers", "white", "Nike Pegasus white trainers size 9"),        # other model
+    (7, "Adidas", "footwear", "trainers", "white", "Adidas Air Zoom 90 white trainers size 9"),  # other brand
+    (8, "Nike", "footwear", "boots", "white", "Nike Air Zoom 90 white boots size 9"),          # other type
+    (9, "Nike", "footwear", "trainers", "white", "Nike white trainers size 9"),                # names no model
+    (10, "Nike", "footwear", "trainers", "white", "nike WHITE sneakers size 10"),              # names no model
+]
+
+
+@pytest.fixture(scope="module")
+def listings(spark):  # type: ignore[no-untyped-def]
+    return spark.createDataFrame([(i, T0 + timedelta(hours=i), *rest) for i, *rest in TITLES], SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def result(listings):  # type: ignore[no-untyped-def]
+    res = matching.match(listings, MatchConfig())
+    yield res
+    res.release()
+
+
+def _pairs(spark, rows):  # type: ignore[no-untyped-def]
+    return spark.createDataFrame(rows, "listing_id long, matched_listing_id long, same_product boolean")
+
+
+def test_titles_are_normalised(spark) -> None:  # type: ignore[no-untyped-def]
+    df = spark.createDataFrame([("Nike AIR-ZOOM 90 Navy Blue Sneakers Size: UK 9 ✨",), ("tee shirt size one size",),
+                                ("sz XL off white hoodie",)], "title string")
+    got = [r[0] for r in df.select(matching.normalise_title(F.col("title"))).collect()]
+    assert got == ["nike air zoom 90 navy sneakers size", "tshirt", "offwhite hoodie"]
+
+
+def test_known_duplicates_are_matched_and_non_matches_are_not(spark, result) -> None:  # type: ignore[no-untyped-def]
+    same = result.pairs.where("same_product").select("listing_id", "matched_listing_id", "same_product")
+    expected = _pairs(spark, [(a, b, True) for a, b in ((1, 2), (1, 3), (2, 3))]
+                      + [(b, a, True) for a, b in ((1, 2), (1, 3), (2, 3))])
+    assert_df_equality(same, expected, ignore_row_order=True, ignore_nullable=True)
+    # Listing 1's comparables: its duplicates, and the look-alikes kept as comparables but not the same product.
+    # Other brand (7: another block), other model (6: no shared model words) and generic titles (9, 10: no model
+    # words) are never candidates at all.
+    mine = result.pairs.where("listing_id = 1").select("listing_id", "matched_listing_id", "same_product")
+    expected = _pairs(spark, [(1, 2, True), (1, 3, True), (1, 4, False), (1, 5, False), (1, 8, False)])
+    assert_df_equality(mine, expected, ignore_row_order=True, ignore_nullable=True)
+    assert result.pairs.where(F.col("listing_id").isin(6, 7, 9, 10) | F.col("matched_listing_id").isin(6, 7, 9, 10)
+                              ).count() == 0
+
+
+def test_pairs_carry_similarity_and_the_time_they_became_knowable(result) -> None:  # type: ignore[no-untyped-def]
+    rows = {(r.listing_id, r.matched_listing_id): r for r in result.pairs.collect()}
+    # "air zoom 90" and "air zoom90": 10 bigrams shared, 13 in all (m#, #9 against m9).
+    assert rows[(1, 2)].similarity == pytest.approx(10 / 13) and rows[(1, 2)].same_product
+    assert rows[(1, 4)].similarity == 1.0 and not rows[(1, 4)].same_product  # same words, other colour
+    assert 0.6 <= rows[(1, 5)].similarity < 1.0 and not rows[(1, 5)].same_product  # 90 vs 95
+    assert rows[(1, 3)].known_at == rows[(3, 1)].known_at == T0 + timedelta(hours=3)
+
+
+def test_same_product_pairs_form_clusters(spark, result) -> None:  # type: ignore[no-untyped-def]
+    got = matching.clusters(result, 10).select("listing_id", "cluster_id", "cluster_size")
+    expected = spark.createDataFrame([(1, 1, 3), (2, 1, 3), (3, 1, 3)],
+                                     "listing_id long, cluster_id long, cluster_size long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_connected_components_of_chains_and_separate_parts(spark) -> None:  # type: ignore[no-untyped-def]
+    edges = spark.createDataFrame([(5, 4), (4, 3), (3, 2), (2, 1), (9, 8), (20, 21)], "src long, dst long")
+    got = matching.connected_components(edges, 10)
+    expected = spark.createDataFrame([(n, 1) for n in range(1, 6)] + [(8, 8), (9, 8), (20, 20), (21, 20)],
+                                     "node long, component long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    with pytest.raises(Exception, match="did not converge"):
+        matching.connected_components(edges, 1)
+
+
+def test_spark_ml_candidates_find_the_same_products(spark, listings) -> None:  # type: ignore[no-untyped-def]
+    res = matching.match(listings, MatchConfig(method="spark_ml"))
+    same = res.pairs.where("same_product").where("listing_id < matched_listing_id").select(
+        "listing_id", "matched_listing_id", "same_product")
+    assert_df_equality(same, _pairs(spark, [(1, 2, True), (1, 3, True), (2, 3, True)]), ignore_row_order=True,
+                       ignore_nullable=True)
+    res.release()
+
+
+def test_precision_recall_and_recall_at_k_against_known_products(spark) -> None:  # type: ignore[no-untyped-def]
+    # Products: A = {1, 2, 3}, B = {4, 5}; 6 is no product.  Predicted: 1-2 (right), 4-6 (wrong).
+    truth = spark.createDataFrame([(1, 100), (2, 100), (3, 100), (4, 200), (5, 200), (6, None)],
+                                  "listing_id long, product_id long")
+    pairs = spark.createDataFrame(
+        [(1, 2, 1.0, True), (2, 1, 1.0, True), (4, 6, 0.9, True), (6, 4, 0.9, True), (1, 4, 0.5, False),
+         (4, 1, 0.5, False), (4, 5, 0.4, False), (5, 4, 0.4, False)],
+        "listing_id long, matched_listing_id long, similarity double, same_product boolean")
+    scores = matching.pair_scores(pairs, truth)
+    assert (scores["predicted_pairs"], scores["true_positive_pairs"], scores["true_pairs"]) == (2, 1, 4)
+    assert scores["precision"] == pytest.approx(0.5) and scores["recall"] == pytest.approx(0.25)
+    clusters = spark.createDataFrame([(1, 1), (2, 1), (4, 4), (6, 4)], "listing_id long, cluster_id long")
+    c = matching.cluster_scores(clusters, truth)
+    assert (c["predicted_pairs"], c["true_positive_pairs"], c["true_pairs"]) == (2, 1, 4)
+    # recall@1: 1 -> 2 hit (1/1), 2 -> 1 hit, 3 none (0), 4 -> 6 miss (0), 5 -> 4 hit (1): mean 3/5.
+    # recall@5: 1 finds 2 of its 2 possible? no: 1 ranks 2 (hit) and 4 (miss) -> 1/2; 2 -> 1/2; 3: 0;
+    # 4 -> 6 miss, 1 miss, 5 hit -> 1/1; 5 -> 4 hit -> 1/1: mean (0.5 + 0.5 + 0 + 1 + 1) / 5.
+    r = matching.recall_at_k(pairs, truth, [1, 5])
+    assert r[1] == pytest.approx(3 / 5) and r[5] == pytest.approx(3 / 5)
+
+
+def test_generic_vocabulary_covers_typos_but_not_model_names() -> None:
+    assert {"trainers", "traners", "trianers", "sneakers", "blk", "oversized", "jewellery"} <= matching.GENERIC
+    assert not {"zoom", "vemora", "pegasus", "90"} & matching.GENERIC
+
+
+def test_simulated_colour_noise_never_names_a_sibling_colourway() -> None:
+    # A seller's "near" colour for a colourway must never equal another colourway of the same line, nor the
+    # near colour of one: otherwise the simulator itself would make two products indistinguishable.
+    index = {c: i for i, c in enumerate(cd.COLOURS)}
+    for colour in cd.COLOURS:
+        siblings = {cd.COLOURS[(index[colour] + k * cd.COLOURWAY_STEP) % len(cd.COLOURS)]
+                    for k in range(1, cd.COLOURWAYS)}
+        assert cd.NEAR_COLOUR[colour] not in siblings | {cd.NEAR_COLOUR[s] for s in siblings}, colour
+
+
+def test_a_comparable_threshold_above_the_same_product_threshold_is_refused() -> None:
+    with pytest.raises(ConfigError, match="min_similarity"):
+        load_config("local", ["match.min_similarity=0.8", "match.threshold=0.6"])
