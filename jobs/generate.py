@@ -33,7 +33,11 @@ def landing_dir(cfg: Config) -> str:
 
 def _world(cfg: Config) -> dict:
     """What determines the simulated world (everything but how far it has been exported)."""
-    return cfg.simulator.model_dump(mode="json", exclude={"export_through", "partitions"})
+    world = cfg.simulator.model_dump(mode="json", exclude={"export_through", "partitions"})
+    if not world["price_nudge_share"]:
+        # No exploration is the world exports made before it existed: their manifests stay valid.
+        del world["price_nudge_share"], world["price_nudge_max"]
+    return world
 
 
 def _check_manifest(root: Path, cfg: Config) -> None:
