@@ -116,30 +116,44 @@ def with_seller_history(listings: DataFrame, sales: DataFrame):  # type: ignore[
     return step
 
 
+def _run_lengths(sorted_ids: Column) -> Column:
+    """``struct(i, v)``: the distinct values of a sorted int array and how often each occurs, in one pass.
+
+    A fold over the array (``aggregate``) that extends the last count or starts a new one: per-row work, no
+    shuffle.  (An explode + groupBy per token shuffled every token of the catalogue: 2x slower at 300k listings
+    and worse beyond.)"""
+    init = F.struct(F.array().cast("array<int>").alias("i"), F.array().cast("array<double>").alias("v"))
+
+    def step(acc: Column, x: Column) -> Column:
+        n = F.size(acc["i"])
+        last = F.greatest(n, F.lit(1))
+        repeat = (n > 0) & (F.element_at(acc["i"], last) == x)
+        bumped = F.concat(F.slice(acc["v"], 1, n - 1), F.array(F.element_at(acc["v"], last) + 1.0))
+        return F.when(repeat, F.struct(acc["i"].alias("i"), bumped.alias("v"))).otherwise(
+            F.struct(F.concat(acc["i"], F.array(x)).alias("i"), F.concat(acc["v"], F.array(F.lit(1.0))).alias("v")))
+
+    return F.aggregate(sorted_ids, init, step)
+
+
 def with_text_features(df: DataFrame) -> DataFrame:
     """Flags, lengths, normalised tokens and the hashed term-frequency vector of title + description.
 
-    The term frequencies come from an explode + count rather than nested array lambdas: Spark inlines a
-    lambda's input expression into every element's evaluation, which made the lambda form quadratic.
+    The tokens are materialised as a column first, then hashed, sorted and run-length counted per row
+    (:func:`_run_lengths`), so no lambda re-evaluates the tokenisation per element.
     """
     text = F.lower(F.concat_ws(" ", F.col("title"), F.col("description")))
     for name, pattern in TEXT_FLAGS.items():
         df = df.withColumn(name, F.when(text.rlike(pattern), 1).otherwise(0))
     words = F.split(F.trim(F.regexp_replace(text, r"[^\p{L}\p{N}]+", " ")), " ")
     stop = F.array(*[F.lit(w) for w in STOPWORDS])
-    df = (df.withColumn("title_length", F.length("title"))
-          .withColumn("description_length", F.length("description"))
-          .withColumn("text_tokens", F.filter(words, lambda t: (F.length(t) >= 2) & ~F.array_contains(stop, t))))
-    tf = (df.select("listing_id", F.explode("text_tokens").alias("token"))
-          .select("listing_id", F.pmod(F.xxhash64("token"), F.lit(TEXT_HASH_DIM)).cast("int").alias("i"))
-          .groupBy("listing_id", "i").count()
-          .groupBy("listing_id").agg(F.array_sort(F.collect_list(F.struct("i", "count"))).alias("tf")))
-    empty_i, empty_v = F.array().cast("array<int>"), F.array().cast("array<double>")
-    return (df.join(tf, "listing_id", "left")
-            .withColumn("text_hash_indices", F.coalesce(F.transform("tf", lambda e: e["i"]), empty_i))
-            .withColumn("text_hash_values", F.coalesce(F.transform("tf", lambda e: e["count"].cast("double")),
-                                                       empty_v))
-            .drop("tf"))
+    buckets = F.array_sort(F.transform("text_tokens", lambda t: F.pmod(F.xxhash64(t), F.lit(TEXT_HASH_DIM)).cast("int")))
+    return (df.withColumn("title_length", F.length("title"))
+            .withColumn("description_length", F.length("description"))
+            .withColumn("text_tokens", F.filter(words, lambda t: (F.length(t) >= 2) & ~F.array_contains(stop, t)))
+            .withColumn("_tf", _run_lengths(buckets))
+            .withColumn("text_hash_indices", F.col("_tf.i"))
+            .withColumn("text_hash_values", F.col("_tf.v"))
+            .drop("_tf"))
 
 
 def snapshots(listings: DataFrame, price_changes: DataFrame) -> DataFrame:

@@ -1,0 +1,261 @@
+"""`make bench`: the whole workflow at a catalogue size, each stage timed with its rows/s and peak memory, side by
+side with what a user would run instead on one machine, on the same data.
+
+    .venv/bin/python bench/run.py --sizes 100k,1m [--keep] [--skip-workflow]
+
+Per size (simulated listings; sellers = listings / 10):
+1. `pricing run --report` in a subprocess on a fresh storage root (``.pricing/bench/<size>``): every task's wall
+   time, rows and rows/s, and the peak resident memory of the driver (JVM + Python; in local mode the executors
+   live in the driver JVM) and of the Python workers, sampled every 0.5 s over the process tree.
+2. The alternatives, on the same tables and machine:
+   * features: ``bench/duck_features.py`` — the same aggregations in DuckDB on Parquet copies of silver;
+   * training: native ``xgboost.train`` with the same parameters, thread count (the Spark cores) and rows, on
+     in-memory arrays (DMatrix construction included, as xgboost.spark's conversion is in its fit time);
+   * scoring: native ``booster.inplace_predict`` on the catalogue's feature matrix in memory — the physical limit.
+3. ``bench/results/<date>-<size>.json`` and ``.md`` (the ratio table, ours / alternative, with rows/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+SIZES = {"100k": 100_000, "200k": 200_000, "1m": 1_000_000, "10m": 10_000_000}
+STAGES = ("generate", "ingest", "match", "features", "validate", "train", "promote", "demand", "score", "recommend")
+
+
+def size_overrides(n: int, root: Path) -> list[str]:
+    parts = max(8, n // 125_000)
+    return [f"simulator.n_listings={n}", f"simulator.n_sellers={max(n // 10, 100)}", f"simulator.partitions={parts}",
+            f"spark.shuffle_partitions={max(8, n // 250_000)}", f"storage.root={root}", "spark.ui=false",
+            "spark.driver_memory=" + ("16g" if n >= 5_000_000 else "8g")]
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of a process tree, split into the JVM and the Python processes, with timestamps."""
+
+    def __init__(self, pid: int, every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.samples = pid, every, []  # (t, jvm_bytes, python_bytes)
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop.is_set():
+            jvm = py = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss
+                    if "java" in p.name():
+                        jvm += rss
+                    else:
+                        py += rss
+                except psutil.Error:
+                    continue
+            self.samples.append((time.time(), jvm, py))
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=5)
+
+    def peak(self, start: float, end: float) -> dict[str, float]:
+        window = [s for s in self.samples if start <= s[0] <= end] or self.samples[-1:]
+        return {"peak_jvm_gb": max((s[1] for s in window), default=0) / 2**30,
+                "peak_python_gb": max((s[2] for s in window), default=0) / 2**30,
+                "peak_total_gb": max((s[1] + s[2] for s in window), default=0) / 2**30}
+
+
+def stage_rows(task: str, summary: dict[str, Any], n: int) -> int:
+    """The rows a stage is measured on: events for ingest, training rows for train, the active catalogue for
+    score and recommend, simulated listings otherwise."""
+    rin = summary.get("rows_in", {})
+    if task == "ingest":
+        return int(sum(rin.values()))
+    if task == "train":
+        return int(sum(rin.values()))
+    if task in ("score", "recommend"):
+        return int(rin.get("active_listings", n))
+    return n
+
+
+def run_workflow(n: int, root: Path, log: Path) -> dict[str, Any]:
+    report = root / "run.json"
+    cmd = [sys.executable, "-m", "pricing.cli", *sum((["--set", o] for o in size_overrides(n, root)), []),
+           "run", "--report", str(report)]
+    t0 = time.time()
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ})
+        sampler = MemorySampler(proc.pid)
+        sampler.start()
+        rc = proc.wait()
+        sampler.stop()
+    wall = time.time() - t0
+    if rc != 0:
+        raise SystemExit(f"pricing run failed at {n:,} listings (exit {rc}); see {log}")
+    doc = json.loads(report.read_text())
+    stages = {}
+    for task, r in doc["tasks"].items():
+        rows = stage_rows(task, r["summary"], n)
+        stages[task] = {"seconds": r["seconds"], "rows": rows, "rows_per_s": rows / max(r["seconds"], 1e-9),
+                        **sampler.peak(r["started"], r["started"] + r["seconds"]), "info": r["summary"].get("info")}
+    stages["workflow"] = {"seconds": wall, "rows": n, "rows_per_s": n / wall, **sampler.peak(t0, time.time())}
+    return stages
+
+
+def alternatives(n: int, root: Path, threads: int) -> dict[str, Any]:
+    """Native and DuckDB baselines on the tables the workflow built (their set-up is not timed)."""
+    import duck_features  # bench/ is this script's folder, first on sys.path
+    import numpy as np
+    import xgboost as xgb
+    from mlflow.tracking import MlflowClient
+    from pyspark.sql import functions as F
+
+    from features.training_set import MODEL_FEATURES
+    from jobs.promote import load_version
+    from jobs.train import booster_params, labelled, time_split
+    from pricing import delta_io, tracking
+    from pricing.config import load_config
+    from pricing.spark import get_spark
+    from pricing.tables import table
+
+    cfg = load_config("local", size_overrides(n, root))
+    spark = get_spark(cfg, app_name="bench-alternatives")
+    out: dict[str, Any] = {}
+
+    # features: Parquet copies of the inputs (untimed), then DuckDB end to end
+    pq = root / "parquet"
+    shutil.rmtree(pq, ignore_errors=True)
+    for name, logical in (("listings", "silver.listings"), ("sales", "silver.sales"),
+                          ("price_changes", "bronze.price_changes_raw")):
+        delta_io.read(spark, table(cfg, logical)).write.parquet(str(pq / name))
+    out["features_duckdb"] = duck_features.run(pq, pq / "duck_out", threads=threads)
+
+    # training: the same split, rows, features and parameters, on arrays
+    data = labelled(delta_io.read(spark, table(cfg, "features.training_set")))
+    split = time_split(data, cfg)
+    cols = [F.col(c).cast("double") for c in MODEL_FEATURES]
+    tr = split.train.select(*cols, "label").toPandas()
+    va = split.valid.select(*cols, "label").toPandas()
+    Xtr, ytr = tr[list(MODEL_FEATURES)].to_numpy(np.float32, na_value=np.nan), tr["label"].to_numpy()
+    Xva, yva = va[list(MODEL_FEATURES)].to_numpy(np.float32, na_value=np.nan), va["label"].to_numpy()
+    t = cfg.train
+    params = {"objective": "reg:squarederror", "eval_metric": "rmse", "tree_method": "hist", "nthread": threads,
+              "seed": t.seed, **{("eta" if k == "learning_rate" else k): v for k, v in booster_params(t).items()}}
+    t0 = time.perf_counter()
+    dtrain = xgb.QuantileDMatrix(Xtr, ytr, nthread=threads)
+    dvalid = xgb.DMatrix(Xva, yva, nthread=threads)
+    booster = xgb.train(params, dtrain, num_boost_round=t.n_estimators, evals=[(dvalid, "valid")],
+                        early_stopping_rounds=t.early_stopping_rounds, verbose_eval=False)
+    out["train_native"] = {"seconds": time.perf_counter() - t0, "rows": len(ytr) + len(yva),
+                           "best_iteration": booster.best_iteration}
+
+    # scoring: the champion's predictor on the active catalogue, in memory
+    tracking.setup(cfg)
+    version = tracking.alias_version(MlflowClient(), cfg.mlflow.model_name, tracking.CHAMPION)
+    predictor = load_version(cfg.mlflow.model_name, version)
+    active = delta_io.read(spark, table(cfg, "features.training_set")).where("status = 'active'")
+    X = active.select(*[F.col(c).cast("double") for c in predictor.features]).toPandas().to_numpy(
+        np.float32, na_value=np.nan)
+    for b in (predictor.median, predictor.lower, predictor.upper):
+        if b is not None:
+            b.set_param({"nthread": threads})
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        predictor.predict(X)
+        best = min(best, time.perf_counter() - t0)
+    out["score_native"] = {"seconds": best, "rows": len(X), "rows_per_s": len(X) / best}
+    spark.stop()
+    return out
+
+
+def report(size: str, n: int, stages: dict[str, Any], alt: dict[str, Any], threads: int) -> str:
+    lines = [f"# Benchmark: {n:,} listings ({date.today()}, {os.cpu_count()} cores, {threads} Spark threads)", "",
+             "## Stages of `pricing run`", "",
+             "| stage | seconds | rows | rows/s | peak JVM GB | peak Python GB |", "|---|---|---|---|---|---|"]
+    for k, s in stages.items():
+        lines.append(f"| {k} | {s['seconds']:.1f} | {s['rows']:,} | {s['rows_per_s']:,.0f} | "
+                     f"{s['peak_jvm_gb']:.2f} | {s['peak_python_gb']:.2f} |")
+    lines += ["", "## Against the single-node alternative (same data, same machine)", "",
+              "| stage | ours (s) | alternative | alternative (s) | ours / alternative | ours rows/s | "
+              "alternative rows/s | target |", "|---|---|---|---|---|---|---|---|"]
+    f_ours = stages["features"]["seconds"]
+    duck = alt["features_duckdb"]["total"]
+    rows_f = stages["features"]["rows"]
+    lines.append(f"| features | {f_ours:.1f} | DuckDB on Parquet | {duck:.1f} | {f_ours / duck:.2f} | "
+                 f"{rows_f / f_ours:,.0f} | {rows_f / duck:,.0f} | <= 3 at 10M |")
+    fit = float((stages["train"]["info"] or {}).get("fit_seconds", stages["train"]["seconds"]))
+    nat = alt["train_native"]["seconds"]
+    rows_t = alt["train_native"]["rows"]
+    lines.append(f"| train (fit) | {fit:.1f} | native xgboost.train | {nat:.1f} | {fit / nat:.2f} | "
+                 f"{rows_t / fit:,.0f} | {rows_t / nat:,.0f} | <= 1.3 at 1M |")
+    lines.append(f"| train (whole job) | {stages['train']['seconds']:.1f} | native xgboost.train | {nat:.1f} | "
+                 f"{stages['train']['seconds'] / nat:.2f} | | | |")
+    sc = stages["score"]
+    nat_s = alt["score_native"]
+    lines.append(f"| score (read + predict + write) | {sc['seconds']:.1f} | native inplace_predict | "
+                 f"{nat_s['seconds']:.2f} | {sc['seconds'] / nat_s['seconds']:.1f} | {sc['rows_per_s']:,.0f} | "
+                 f"{nat_s['rows_per_s']:,.0f} | >= 50% of native rows/s at 1M: {sc['rows_per_s'] / nat_s['rows_per_s']:.1%} |")
+    lines.append(f"| whole workflow | {stages['workflow']['seconds']:.0f} | | | | | | < 600 s at 1M |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "100k"),
+                    help="comma-separated: 100k, 1m, 10m, or a number")
+    ap.add_argument("--keep", action="store_true", help="keep each size's storage root afterwards")
+    ap.add_argument("--skip-workflow", action="store_true", help="reuse the last run of this size (its run.json)")
+    args = ap.parse_args()
+    threads = 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for size in args.sizes.split(","):
+        size = size.strip().lower()
+        n = SIZES.get(size) or int(size)
+        root = ROOT / ".pricing" / "bench" / size
+        log = root.parent / f"{size}.log"
+        if args.skip_workflow:
+            stages = json.loads((RESULTS / f"{date.today()}-{size}.json").read_text())["stages"]
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            print(f"== {size}: pricing run ({n:,} listings), log in {log}", flush=True)
+            stages = run_workflow(n, root, log)
+            for k, s in stages.items():
+                print(f"   {k:9} {s['seconds']:8.1f} s  {s['rows_per_s']:>12,.0f} rows/s  "
+                      f"peak {s['peak_total_gb']:.1f} GB", flush=True)
+        print(f"== {size}: alternatives on the same data", flush=True)
+        alt = alternatives(n, root, threads)
+        doc = {"size": size, "listings": n, "date": str(date.today()), "cores": os.cpu_count(), "threads": threads,
+               "stages": stages, "alternatives": alt}
+        out = RESULTS / f"{date.today()}-{size}"
+        out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str))
+        out.with_suffix(".md").write_text(report(size, n, stages, alt, threads))
+        print(out.with_suffix(".md").read_text(), flush=True)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
