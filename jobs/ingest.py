@@ -8,6 +8,7 @@ records read = inserted into bronze + quarantined + duplicates dropped.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
@@ -16,13 +17,20 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from pricing import delta_io, schemas
+from pricing import delta_io, faults, schemas
 from pricing.config import Config
 from pricing.errors import DataQualityError
+from pricing.feature_store import _sql_string, properties
 from pricing.ingest import bronze_schema, parse, to_bronze, to_quarantine
+from pricing.locks import exclusive
 from pricing.silver import build_listings, build_sales
 from pricing.summary import JobSummary
 from pricing.tables import TableRef, table
+
+LOCK = "ingest.lock"
+"""Held under ``<storage.root>/locks/`` while an ingest runs (:mod:`pricing.locks`)."""
+SILVER_SOURCE = "pricing.bronze_versions"
+"""Silver table property: the bronze table versions it was last built from (JSON)."""
 
 
 @dataclass
@@ -72,6 +80,7 @@ def _process_batch(spark: SparkSession, cfg: Config, event_type: str, batch: Dat
     tally.reasons = {r["reason"]: r["count"] for r in bad_new.groupBy("reason").count().collect()}
     tally.inserted = delta_io.merge(spark, unique, ref, ["event_id"], update=False).inserted \
         if n_unique else 0
+    faults.point("ingest.after_bronze_merge")
     tally.quarantined = delta_io.merge(spark, bad_new, qref, ["payload_hash"], update=False).inserted \
         if n_bad_new else 0
     n_good = parsed.where(F.col("reason").isNull()).count()
@@ -123,6 +132,12 @@ def _sources(spark: SparkSession, cfg: Config) -> list[tuple[str, Callable[[], T
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
+    # One ingest at a time per storage root: the streams' checkpoints take one writer each.
+    with exclusive(cfg.state_path(f"locks/{LOCK}"), "pricing ingest", cfg.ingest.lock_timeout_s):
+        return _ingest(spark, cfg)
+
+
+def _ingest(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("ingest")
     totals = Tally()
     for event_type, ingest in _sources(spark, cfg):
@@ -147,13 +162,25 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     for et, ref in bronze.items():
         if not delta_io.exists(spark, ref):  # no file of this type yet: an empty table keeps silver simple
             delta_io.overwrite(spark.createDataFrame([], bronze_schema(spark, et)), ref)
+    faults.point("ingest.before_silver")
     silver = ("silver.listings", "silver.sales")
     # Silver is a pure function of bronze: rebuild it only when bronze changed (a no-op run writes nothing).
-    if totals.inserted or not all(delta_io.exists(spark, table(cfg, t)) for t in silver):
+    # "Changed" is judged against the bronze versions each silver table records having been built from, not
+    # only this run's inserts: a run killed after its bronze commits but before silver leaves bronze ahead of
+    # silver, and the re-run (which inserts nothing new) must still rebuild silver.
+    built_from = json.dumps({schemas.BRONZE_TABLE[et]: delta_io.version(spark, ref) for et, ref in bronze.items()},
+                            sort_keys=True)
+    stale = [t for t in silver if not delta_io.exists(spark, table(cfg, t))
+             or properties(spark, table(cfg, t)).get(SILVER_SOURCE) != built_from]
+    if totals.inserted or stale:
         created, changes, sold, removed = (delta_io.read(spark, bronze[et]) for et in schemas.LANDING)
         for logical, df in zip(silver, (build_listings(created, changes, sold, removed), build_sales(created, sold)),
                                strict=True):
-            delta_io.overwrite(df, table(cfg, logical))
+            ref = table(cfg, logical)
+            delta_io.overwrite(df, ref)
+            # Recorded after the data commit: a crash in between only makes the next run rebuild again.
+            spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ({_sql_string(SILVER_SOURCE)} = "
+                      f"{_sql_string(built_from)})")
     for logical in silver:
         ref = table(cfg, logical)
         summary.rows_out[logical] = delta_io.read(spark, ref).count()

@@ -11,6 +11,10 @@ from pyspark.sql import types as T
 from pricing import schemas
 
 TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
+MIN_EVENT_TIME = "2000-01-01 00:00:00"
+"""Events stamped before this are quarantined (``implausible_timestamp``): no marketplace export goes back
+further, and year-1 or epoch-0 stamps are defaults of broken clients (year 1 cannot even become a Python
+datetime)."""
 
 
 def _reasons(event_type: str) -> list[tuple[str, Column]]:
@@ -18,7 +22,7 @@ def _reasons(event_type: str) -> list[tuple[str, Column]]:
     e = F.col("e")
     # A field present in the raw JSON but null once parsed had the wrong type ("twelve" for a price).
     typed = [f.name for f in schemas.LANDING[event_type].fields
-             if isinstance(f.dataType, T.NumericType | T.BooleanType)]
+             if isinstance(f.dataType, T.NumericType | T.BooleanType | T.ArrayType)]
     wrong_type = F.lit(False)
     for name in typed:
         wrong_type = wrong_type | (F.get_json_object("raw_payload", f"$.{name}").isNotNull() & e[name].isNull())
@@ -31,6 +35,7 @@ def _reasons(event_type: str) -> list[tuple[str, Column]]:
         ("wrong_event_type", e["event_type"].isNull() | (e["event_type"] != event_type)),
         ("unparseable_timestamp", F.col("event_ts").isNull()),
         ("future_timestamp", F.col("event_ts") > F.col("ingested_at") + F.expr("INTERVAL 1 DAY")),
+        ("implausible_timestamp", F.col("event_ts") < F.lit(MIN_EVENT_TIME).cast("timestamp")),
     ]
     price_field = {"listing_created": "price", "listing_sold": "price", "price_changed": "new_price"}.get(event_type)
     if price_field:
@@ -47,7 +52,25 @@ def _reasons(event_type: str) -> list[tuple[str, Column]]:
             ("unknown_condition", ~F.coalesce(e["condition"], F.lit("")).isin(*schemas.CONDITIONS)),
             ("oversized_text", (F.length(e["title"]) > 500) | (F.length(e["description"]) > schemas.MAX_TEXT)),
         ]
+    # JSON NaN / Infinity (and numbers beyond a double's range) parse as non-finite doubles: a price is caught
+    # above (absurd or non-positive), any other number (a seller rating, an old price) here.
+    doubles = _double_fields(schemas.LANDING[event_type], e)
+    if doubles:
+        non_finite = F.lit(False)
+        for c in doubles:
+            non_finite = non_finite | F.isnan(c) | (F.abs(c) == F.lit(float("inf")))
+        checks.append(("non_finite_number", non_finite))
     return checks
+
+
+def _double_fields(schema: T.StructType, parent: Column) -> list[Column]:
+    out: list[Column] = []
+    for f in schema.fields:
+        if isinstance(f.dataType, T.DoubleType):
+            out.append(parent[f.name])
+        elif isinstance(f.dataType, T.StructType):
+            out += _double_fields(f.dataType, parent[f.name])
+    return out
 
 
 def parse(event_type: str) -> Callable[[DataFrame], DataFrame]:
