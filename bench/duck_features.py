@@ -16,6 +16,7 @@ Output tables are written to Parquet, as the Spark job writes Delta.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -206,6 +207,7 @@ def run(parquet_dir: Path, out_dir: Path, threads: int = 2) -> dict[str, float]:
         for sql in sqls:
             con.execute(sql)
         secs[name] = time.perf_counter() - t
+        print(json.dumps({"step": name, "seconds": secs[name]}), flush=True)
     t = time.perf_counter()
     for name in ("listing_features", "market_stats", "training_set"):
         con.execute(f"COPY {name} TO '{out_dir / name}.parquet' (FORMAT parquet)")
@@ -216,4 +218,5 @@ def run(parquet_dir: Path, out_dir: Path, threads: int = 2) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(run(Path(sys.argv[1]), Path(sys.argv[1]) / "duck_out"))
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    print(json.dumps(run(Path(sys.argv[1]), Path(sys.argv[1]) / "duck_out", threads=threads)), flush=True)

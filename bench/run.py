@@ -48,7 +48,7 @@ class MemorySampler(threading.Thread):
     def __init__(self, pid: int, every: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.pid, self.every, self.samples = pid, every, []  # (t, jvm_bytes, python_bytes)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         import psutil
@@ -57,7 +57,7 @@ class MemorySampler(threading.Thread):
             root = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
             return
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             jvm = py = 0
             try:
                 procs = [root, *root.children(recursive=True)]
@@ -73,10 +73,10 @@ class MemorySampler(threading.Thread):
                 except psutil.Error:
                     continue
             self.samples.append((time.time(), jvm, py))
-            self._stop.wait(self.every)
+            self._halt.wait(self.every)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
     def peak(self, start: float, end: float) -> dict[str, float]:
@@ -113,19 +113,42 @@ def run_workflow(n: int, root: Path, log: Path) -> dict[str, Any]:
     wall = time.time() - t0
     if rc != 0:
         raise SystemExit(f"pricing run failed at {n:,} listings (exit {rc}); see {log}")
-    doc = json.loads(report.read_text())
+    return stages_from_report(json.loads(report.read_text()), n, sampler, t0, wall)
+
+
+def stages_from_report(doc: dict[str, Any], n: int, sampler: MemorySampler | None, t0: float,
+                       wall: float) -> dict[str, Any]:
+    """Per-task figures from `pricing run --report`; peaks from the sampler (None when none was running)."""
+    def peak(start: float, end: float) -> dict[str, float]:
+        if sampler is None:
+            return {"peak_jvm_gb": None, "peak_python_gb": None, "peak_total_gb": None}
+        return sampler.peak(start, end)
+
     stages = {}
     for task, r in doc["tasks"].items():
         rows = stage_rows(task, r["summary"], n)
         stages[task] = {"seconds": r["seconds"], "rows": rows, "rows_per_s": rows / max(r["seconds"], 1e-9),
-                        **sampler.peak(r["started"], r["started"] + r["seconds"]), "info": r["summary"].get("info")}
-    stages["workflow"] = {"seconds": wall, "rows": n, "rows_per_s": n / wall, **sampler.peak(t0, time.time())}
+                        **peak(r["started"], r["started"] + r["seconds"]), "info": r["summary"].get("info")}
+    stages["workflow"] = {"seconds": wall, "rows": n, "rows_per_s": n / wall, **peak(t0, t0 + wall)}
     return stages
 
 
-def alternatives(n: int, root: Path, threads: int) -> dict[str, Any]:
+def duckdb_features(pq: Path, threads: int, timeout_s: float) -> dict[str, Any]:
+    """bench/duck_features.py in a subprocess, stopped after ``timeout_s`` (0: not run); the steps it finished."""
+    if timeout_s <= 0:
+        return {"total": None, "not_run": True}
+    cmd = [sys.executable, str(Path(__file__).parent / "duck_features.py"), str(pq), str(threads)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired as exc:
+        text = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        steps = [json.loads(line) for line in text.splitlines() if line.startswith('{"step"')]
+        return {"total": None, "timed_out_after": timeout_s, "finished_steps": steps}
+
+
+def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800) -> dict[str, Any]:
     """Native and DuckDB baselines on the tables the workflow built (their set-up is not timed)."""
-    import duck_features  # bench/ is this script's folder, first on sys.path
     import numpy as np
     import xgboost as xgb
     from mlflow.tracking import MlflowClient
@@ -149,7 +172,6 @@ def alternatives(n: int, root: Path, threads: int) -> dict[str, Any]:
     for name, logical in (("listings", "silver.listings"), ("sales", "silver.sales"),
                           ("price_changes", "bronze.price_changes_raw")):
         delta_io.read(spark, table(cfg, logical)).write.parquet(str(pq / name))
-    out["features_duckdb"] = duck_features.run(pq, pq / "duck_out", threads=threads)
 
     # training: the same split, rows, features and parameters, on arrays
     data = labelled(delta_io.read(spark, table(cfg, "features.training_set")))
@@ -187,7 +209,13 @@ def alternatives(n: int, root: Path, threads: int) -> dict[str, Any]:
         best = min(best, time.perf_counter() - t0)
     out["score_native"] = {"seconds": best, "rows": len(X), "rows_per_s": len(X) / best}
     spark.stop()
+    # last: the one that may run for long (stopped after duck_timeout_s)
+    out["features_duckdb"] = duckdb_features(pq, threads, duck_timeout_s)
     return out
+
+
+def _gb(x: float | None) -> str:
+    return "not sampled" if x is None else f"{x:.2f}"
 
 
 def report(size: str, n: int, stages: dict[str, Any], alt: dict[str, Any], threads: int) -> str:
@@ -196,15 +224,25 @@ def report(size: str, n: int, stages: dict[str, Any], alt: dict[str, Any], threa
              "| stage | seconds | rows | rows/s | peak JVM GB | peak Python GB |", "|---|---|---|---|---|---|"]
     for k, s in stages.items():
         lines.append(f"| {k} | {s['seconds']:.1f} | {s['rows']:,} | {s['rows_per_s']:,.0f} | "
-                     f"{s['peak_jvm_gb']:.2f} | {s['peak_python_gb']:.2f} |")
+                     f"{_gb(s['peak_jvm_gb'])} | {_gb(s['peak_python_gb'])} |")
     lines += ["", "## Against the single-node alternative (same data, same machine)", "",
               "| stage | ours (s) | alternative | alternative (s) | ours / alternative | ours rows/s | "
               "alternative rows/s | target |", "|---|---|---|---|---|---|---|---|"]
     f_ours = stages["features"]["seconds"]
-    duck = alt["features_duckdb"]["total"]
+    d = alt["features_duckdb"]
     rows_f = stages["features"]["rows"]
-    lines.append(f"| features | {f_ours:.1f} | DuckDB on Parquet | {duck:.1f} | {f_ours / duck:.2f} | "
-                 f"{rows_f / f_ours:,.0f} | {rows_f / duck:,.0f} | <= 3 at 10M |")
+    if d.get("total"):
+        duck = d["total"]
+        lines.append(f"| features | {f_ours:.1f} | DuckDB on Parquet | {duck:.1f} | {f_ours / duck:.2f} | "
+                     f"{rows_f / f_ours:,.0f} | {rows_f / duck:,.0f} | <= 3 at 10M |")
+    elif d.get("timed_out_after"):
+        lim = d["timed_out_after"]
+        done = ", ".join(f"{s['step']} {s['seconds']:.0f} s" for s in d["finished_steps"]) or "no step"
+        lines.append(f"| features | {f_ours:.1f} | DuckDB on Parquet | > {lim:.0f} (stopped; finished: {done}) | "
+                     f"< {f_ours / lim:.2f} | {rows_f / f_ours:,.0f} | < {rows_f / lim:,.0f} | <= 3 at 10M |")
+    else:
+        lines.append(f"| features | {f_ours:.1f} | DuckDB on Parquet | not run (--duck-timeout 0) | | "
+                     f"{rows_f / f_ours:,.0f} | | <= 3 at 10M |")
     fit = float((stages["train"]["info"] or {}).get("fit_seconds", stages["train"]["seconds"]))
     nat = alt["train_native"]["seconds"]
     rows_t = alt["train_native"]["rows"]
@@ -226,6 +264,8 @@ def main() -> None:
     ap.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "100k"),
                     help="comma-separated: 100k, 1m, 10m, or a number")
     ap.add_argument("--keep", action="store_true", help="keep each size's storage root afterwards")
+    ap.add_argument("--duck-timeout", type=float, default=1800,
+                    help="stop the DuckDB features alternative after this many seconds (0: skip it)")
     ap.add_argument("--skip-workflow", action="store_true", help="reuse the last run of this size (its run.json)")
     args = ap.parse_args()
     threads = 2
@@ -236,7 +276,15 @@ def main() -> None:
         root = ROOT / ".pricing" / "bench" / size
         log = root.parent / f"{size}.log"
         if args.skip_workflow:
-            stages = json.loads((RESULTS / f"{date.today()}-{size}.json").read_text())["stages"]
+            # The last workflow of this size: its results file, else the run report it left (no memory peaks).
+            done = RESULTS / f"{date.today()}-{size}.json"
+            if done.exists():
+                stages = json.loads(done.read_text())["stages"]
+            else:
+                doc = json.loads((root / "run.json").read_text())
+                starts = [r["started"] for r in doc["tasks"].values()]
+                ends = [r["started"] + r["seconds"] for r in doc["tasks"].values()]
+                stages = stages_from_report(doc, n, None, min(starts), max(ends) - min(starts))
         else:
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
@@ -246,7 +294,7 @@ def main() -> None:
                 print(f"   {k:9} {s['seconds']:8.1f} s  {s['rows_per_s']:>12,.0f} rows/s  "
                       f"peak {s['peak_total_gb']:.1f} GB", flush=True)
         print(f"== {size}: alternatives on the same data", flush=True)
-        alt = alternatives(n, root, threads)
+        alt = alternatives(n, root, threads, args.duck_timeout)
         doc = {"size": size, "listings": n, "date": str(date.today()), "cores": os.cpu_count(), "threads": threads,
                "stages": stages, "alternatives": alt}
         out = RESULTS / f"{date.today()}-{size}"

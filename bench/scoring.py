@@ -76,12 +76,12 @@ def main() -> None:
         "ours", lambda: write(score_frame(delta_io.read(spark, src).limit(n) if args.rows else delta_io.read(spark, src),
                                           predictor), "ours"))
 
-    from xgboost.spark import SparkXGBRegressorModel
+    from xgboost.spark import SparkXGBRegressor, SparkXGBRegressorModel
 
     sk = xgb.XGBRegressor()
     sk.load_model(bytearray(predictor.median.save_raw("json")))
-    spark_model = SparkXGBRegressorModel(sk)
-    spark_model.set(spark_model.featuresCol, "features")
+    # A bare model has no param defaults (device, ...): take them from an estimator, as fit() would.
+    spark_model = SparkXGBRegressor(features_col="features")._copyValues(SparkXGBRegressorModel(sk))
     assembler = VectorAssembler(inputCols=feats, outputCol="features", handleInvalid="keep")
 
     def transform() -> None:

@@ -27,7 +27,6 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -50,15 +49,10 @@ ABOVE, UNDER, WELL = "priced above market", "under-priced", "well priced"
 
 def demand_champion(cfg: Config) -> int:
     """The version the demand model's `champion` points at, checked against the one the workflow handed over."""
-    name = cfg.mlflow.demand_model_name
-    version = tracking.alias_version(MlflowClient(), name, tracking.CHAMPION)
-    if version is None:
-        raise ModelGateError(f"demand model {name!r} has no `champion` alias: run `pricing demand` first")
-    expected = cfg.recommend.demand_version
-    if expected is not None and version != expected:
-        raise ModelGateError(f"alias `champion` of {name!r} points at v{version}, but this workflow's demand task "
-                             f"left v{expected}: the registry changed under the run; re-run demand and recommend")
-    return version
+    return tracking.checked_champion(cfg.mlflow.demand_model_name, cfg.recommend.demand_version,
+                                     what="demand model", missing="run `pricing demand` first",
+                                     handed_over="this workflow's demand task left",
+                                     rerun="re-run demand and recommend")
 
 
 def with_band(s: ScoreConfig, max_change: float):  # type: ignore[no-untyped-def]

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.tracking import MlflowClient
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -90,15 +89,9 @@ def apply_guardrails(preds: DataFrame, s: ScoreConfig) -> DataFrame:
 
 def champion_version(cfg: Config) -> int:
     """The version `champion` points at, checked against the one the workflow handed over."""
-    name = cfg.mlflow.model_name
-    version = tracking.alias_version(MlflowClient(), name, tracking.CHAMPION)
-    if version is None:
-        raise ModelGateError(f"model {name!r} has no `champion` alias: run `pricing train` and `pricing promote`")
-    expected = cfg.score.champion_version
-    if expected is not None and version != expected:
-        raise ModelGateError(f"alias `champion` of {name!r} points at v{version}, but this workflow promoted "
-                             f"v{expected}: the registry changed under the run; re-run promote and score")
-    return version
+    return tracking.checked_champion(cfg.mlflow.model_name, cfg.score.champion_version, what="model",
+                                     missing="run `pricing train` and `pricing promote`",
+                                     handed_over="this workflow promoted", rerun="re-run promote and score")
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:

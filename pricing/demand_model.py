@@ -54,6 +54,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pricing.blobs import read_blobs, write_blobs
+
 ALL = "*"
 """Elasticity key used for every segment without an estimate of its own."""
 VALUE_COLS = ("log_value", "log_price_to_value")
@@ -355,17 +357,12 @@ class DemandPredictor:
                    tuple(meta.get("exposure_values", ())))
 
     def save(self, folder: Path) -> dict[str, str]:
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name, blob in self.to_bytes().items():
-            p = folder / f"{name}.json"
-            p.write_bytes(blob)
-            paths[name] = str(p)
-        return paths
+        """Write one file per part; returns MLflow ``artifacts`` (name -> path)."""
+        return write_blobs(self.to_bytes(), folder)
 
     @classmethod
     def load(cls, artifacts: Mapping[str, str]) -> DemandPredictor:
-        return cls.from_bytes({k: Path(v).read_bytes() for k, v in artifacts.items()})
+        return cls.from_bytes(read_blobs(artifacts))
 
 
 class DemandModel(mlflow.pyfunc.PythonModel):

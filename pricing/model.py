@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pricing import faults
+from pricing.blobs import read_blobs, write_blobs
 
 ALL = "*"
 """Offsets key used for every row whose segment has no offsets of its own."""
@@ -162,17 +163,11 @@ class PricePredictor:
 
     def save(self, folder: Path) -> dict[str, str]:
         """Write one file per part; returns MLflow ``artifacts`` (name -> path)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name, blob in self.to_bytes().items():
-            p = folder / f"{name}.json"
-            p.write_bytes(blob)
-            paths[name] = str(p)
-        return paths
+        return write_blobs(self.to_bytes(), folder)
 
     @classmethod
     def load(cls, artifacts: Mapping[str, str]) -> PricePredictor:
-        return cls.from_bytes({k: Path(v).read_bytes() for k, v in artifacts.items()})
+        return cls.from_bytes(read_blobs(artifacts))
 
 
 class PriceModel(mlflow.pyfunc.PythonModel):

@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pricing.config import Config
+from pricing.errors import ModelGateError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -55,3 +56,18 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> int | None:
         return int(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def checked_champion(name: str, expected: int | None, *, what: str, missing: str, handed_over: str,
+                     rerun: str) -> int:
+    """The version `champion` of ``name`` points at, checked against ``expected``, the one an upstream task of
+    this workflow handed over (None: nothing handed over, e.g. a job run on its own).  ``what`` names the model
+    in errors, ``missing`` says what to run when there is no champion, ``handed_over`` which task left
+    ``expected`` and ``rerun`` what to run again when the registry changed under the run."""
+    version = alias_version(MlflowClient(), name, CHAMPION)
+    if version is None:
+        raise ModelGateError(f"{what} {name!r} has no `champion` alias: {missing}")
+    if expected is not None and version != expected:
+        raise ModelGateError(f"alias `champion` of {name!r} points at v{version}, but {handed_over} v{expected}: "
+                             f"the registry changed under the run; {rerun}")
+    return version

@@ -120,10 +120,17 @@ def test_training_ran_one_barrier_task_on_each_worker(cluster: Cluster, run: Run
     barrier_stages = {e["Stage Info"]["Stage ID"] for e in run.events if e["Event"] == "SparkListenerStageSubmitted"
                       and any(r.get("Barrier") for r in e["Stage Info"]["RDD Info"])}
     assert barrier_stages, "no barrier stage: xgboost.spark did not train distributed"
-    barrier_tasks = [e["Task Info"] for e in run.events if e["Event"] == "SparkListenerTaskEnd"
-                     and e["Stage ID"] in barrier_stages and e["Task End Reason"]["Reason"] == "Success"]
-    assert len(barrier_tasks) == 2 and len({t["Executor ID"] for t in barrier_tasks}) == 2, barrier_tasks
-    # Each worker launched exactly one executor for this application: the two barrier tasks ran on both workers.
+    executors_by_stage: dict[int, list[str]] = {s: [] for s in barrier_stages}
+    for e in run.events:
+        if (e["Event"] == "SparkListenerTaskEnd" and e["Stage ID"] in barrier_stages
+                and e["Task End Reason"]["Reason"] == "Success"):
+            executors_by_stage[e["Stage ID"]].append(e["Task Info"]["Executor ID"])
+    # Two fits: the model, and the same model without the comparable-sales features (train's ablation metric).
+    assert len(barrier_stages) == 2, executors_by_stage
+    # Each fit ran one barrier task per worker: two tasks, on two different executors.
+    for stage, executors in executors_by_stage.items():
+        assert len(executors) == 2 and len(set(executors)) == 2, (stage, executors)
+    # Each worker launched exactly one executor for this application: the barrier tasks ran on both workers.
     for worker_ui, work_dir in zip(cluster.worker_uis, cluster.work_dirs, strict=True):
         worker = _json(f"{worker_ui}/json/")
         mine = [x for x in worker["executors"] + worker["finishedexecutors"] if x["appid"] == app["App ID"]]
