@@ -23,13 +23,11 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from features.product_matches import CLUSTERS_SPEC, MATCHES_SPEC
-from jobs.match import RECALL_AT, build
-from pricing import delta_io, matching
+from jobs.match import build, scores_against
+from pricing import matching
 from pricing.config import Config, load_config
 from pricing.simulator import simulate
 from pricing.spark import get_spark
-from pricing.tables import table
 
 LISTING_COLS = ("listing_id", "created_at", "title", "brand", "category", "subcategory", "colour", "product_id")
 
@@ -52,15 +50,6 @@ def staged(spark: SparkSession, cfg: Config, root: Path) -> DataFrame:
     return spark.read.parquet(str(path))
 
 
-def scores(spark: SparkSession, cfg: Config, truth: DataFrame) -> dict[str, float]:
-    pairs = delta_io.read(spark, table(cfg, MATCHES_SPEC.name))
-    out = {f"pair_{k}": v for k, v in matching.pair_scores(pairs, truth).items()}
-    out.update({f"cluster_{k}": v for k, v in
-                matching.cluster_scores(delta_io.read(spark, table(cfg, CLUSTERS_SPEC.name)), truth).items()})
-    out.update({f"recall_at_{k}": v for k, v in matching.recall_at_k(pairs, truth, RECALL_AT).items()})
-    return out
-
-
 def run_size(spark: SparkSession, base: Config, root: Path, n: int, method: str) -> dict[str, Any]:
     cfg = base.with_overrides([f"simulator.n_listings={n}", f"storage.root={root / f'{method}-{n}'}",
                                f"match.method={method}"])
@@ -77,7 +66,7 @@ def run_size(spark: SparkSession, base: Config, root: Path, n: int, method: str)
            "listings_matched": built.keyed,
            "groups": built.groups, "candidate_group_pairs": candidates, "pair_rows": built.pairs,
            "same_product_pairs": built.same_product_pairs // 2, "clusters": built.clusters,
-           **scores(spark, cfg, truth)}
+           **scores_against(spark, cfg, truth)}
     print(json.dumps(row), flush=True)
     return row
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -151,36 +151,41 @@ def fit_classifier(spark: SparkSession, cfg: Config, data: DataFrame, n_features
     return clf.fit(data).get_booster()
 
 
-def _with_log_value(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
-    """Adds ``log_value`` (cross-fitted) and ``log_price_to_value`` (log own price - log value)."""
-    spark = df.sparkSession
-    blobs = spark.sparkContext.broadcast(predictor.to_bytes())
-    schema = T.StructType([*df.schema.fields, T.StructField("log_value", T.DoubleType())])
+def _with_predicted(df: DataFrame, predictor: DemandPredictor, name: str,
+                    compute: Callable[[DemandPredictor, pd.DataFrame], np.ndarray]) -> DataFrame:
+    """Adds the double column ``name``: ``compute(predictor, batch)`` on each Arrow batch, with the predictor
+    broadcast once."""
+    blobs = df.sparkSession.sparkContext.broadcast(predictor.to_bytes())
+    schema = T.StructType([*df.schema.fields, T.StructField(name, T.DoubleType())])
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model = DemandPredictor.from_bytes(blobs.value)
         for pdf in batches:
-            pdf["log_value"] = model.log_value(model.matrix(pdf), pdf["value_fold"].to_numpy())
+            pdf[name] = compute(model, pdf)
             yield pdf
 
-    return df.mapInPandas(run, schema).withColumn("log_price_to_value", F.log("own_price") - F.col("log_value"))
+    return df.mapInPandas(run, schema)
+
+
+def _log_value(model: DemandPredictor, pdf: pd.DataFrame) -> np.ndarray:
+    return model.log_value(model.matrix(pdf), pdf["value_fold"].to_numpy())
+
+
+def _offset(model: DemandPredictor, pdf: pd.DataFrame) -> np.ndarray:
+    p0 = model.classify(model.matrix(pdf), pdf["log_value"].to_numpy(dtype=np.float64),
+                        np.log(pdf["own_price"].to_numpy(dtype=np.float64)))
+    return np.log(cumulative_hazard(p0))
+
+
+def _with_log_value(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
+    """Adds ``log_value`` (cross-fitted) and ``log_price_to_value`` (log own price - log value)."""
+    return (_with_predicted(df, predictor, "log_value", _log_value)
+            .withColumn("log_price_to_value", F.log("own_price") - F.col("log_value")))
 
 
 def _with_offset(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
     """Adds ``offset``: log cumulative hazard of the classifier's sale probability at the seller's own price."""
-    spark = df.sparkSession
-    blobs = spark.sparkContext.broadcast(predictor.to_bytes())
-    schema = T.StructType([*df.schema.fields, T.StructField("offset", T.DoubleType())])
-
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model = DemandPredictor.from_bytes(blobs.value)
-        for pdf in batches:
-            p0 = model.classify(model.matrix(pdf), pdf["log_value"].to_numpy(dtype=np.float64),
-                                np.log(pdf["own_price"].to_numpy(dtype=np.float64)))
-            pdf["offset"] = np.log(cumulative_hazard(p0))
-            yield pdf
-
-    return df.mapInPandas(run, schema)
+    return _with_predicted(df, predictor, "offset", _offset)
 
 
 def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prior_sd: float | None,
@@ -491,8 +496,7 @@ def register(cfg: Config, predictor: DemandPredictor, sample: DataFrame, tmp: Pa
     info = mlflow.pyfunc.log_model(
         name="model", python_model=DemandModel(), artifacts=predictor.save(tmp / "predictor"),
         signature=signature, input_example=example, registered_model_name=cfg.mlflow.demand_model_name,
-        pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}",
-                          f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
+        pip_requirements=tracking.model_requirements(),
     )
     client = MlflowClient()
     name, version = cfg.mlflow.demand_model_name, int(info.registered_model_version)

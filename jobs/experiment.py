@@ -74,11 +74,8 @@ def _require(spark: SparkSession, cfg: Config, logical: str, hint: str) -> Table
 
 def _replace_rows(spark: SparkSession, df: DataFrame, ref: TableRef, experiment_id: str) -> int:
     """Write ``df`` as this experiment's rows: a rerun replaces them (Delta replaceWhere), never duplicates."""
-    if delta_io.exists(spark, ref):
-        # experiment_id is validated by the config (letters, digits, _ and -): safe inside the predicate.
-        delta_io.overwrite(df, ref, replace_where=f"experiment_id = '{experiment_id}'")
-    else:
-        delta_io.overwrite(df, ref)
+    # experiment_id is validated by the config (letters, digits, _ and -): safe inside the predicate.
+    delta_io.overwrite(df, ref, replace_where=f"experiment_id = '{experiment_id}'")
     return delta_io.version(spark, ref)
 
 

@@ -74,6 +74,11 @@ def evaluate(spark: SparkSession, cfg: Config) -> dict[str, float] | None:
     truth = delta_io.read(spark, ref).select("listing_id", "product_id")
     # Only listings that reached silver are the job's to find.
     truth = truth.join(delta_io.read(spark, table(cfg, "silver.listings")).select("listing_id"), "listing_id")
+    return scores_against(spark, cfg, truth)
+
+
+def scores_against(spark: SparkSession, cfg: Config, truth: DataFrame) -> dict[str, float]:
+    """The written pairs and clusters scored against ``truth`` (``listing_id, product_id``)."""
     pairs = delta_io.read(spark, table(cfg, MATCHES_SPEC.name))
     out = {f"pair_{k}": v for k, v in matching.pair_scores(pairs, truth).items()}
     out.update({f"cluster_{k}": v for k, v in

@@ -120,10 +120,7 @@ def catalogue(spark: SparkSession, cfg: Config) -> tuple[DataFrame, TableRef, in
 
 
 def _replace_date(spark: SparkSession, df: DataFrame, ref: TableRef, scoring_date: Any) -> int:
-    if delta_io.exists(spark, ref):
-        delta_io.overwrite(df, ref, replace_where=f"scoring_date = DATE'{scoring_date.isoformat()}'")
-    else:
-        delta_io.overwrite(df, ref)
+    delta_io.overwrite(df, ref, replace_where=f"scoring_date = DATE'{scoring_date.isoformat()}'")
     return delta_io.version(spark, ref)
 
 

@@ -125,8 +125,6 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     ref = table(cfg, OUTPUT)
     previous = _previous_date(spark, ref, scoring_date)
     t0 = datetime.now(UTC)
-    # replaceWhere also creates the table: two first-ever scorings for different dates racing to create it
-    # cannot wipe each other's date (a plain overwrite retried after losing the race would).
     delta_io.overwrite(out, ref, replace_where=f"scoring_date = DATE'{scoring_date.isoformat()}'")
     write_s = (datetime.now(UTC) - t0).total_seconds()
     written = delta_io.read(spark, ref).where(F.col("scoring_date") == F.lit(scoring_date)).persist()

@@ -19,7 +19,6 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 import yaml
 from mlflow.entities import Metric
 from mlflow.models import infer_signature
@@ -435,8 +434,7 @@ def register(cfg: Config, predictor: PricePredictor, split: Split, tmp: Path, ru
     info = mlflow.pyfunc.log_model(
         name="model", python_model=PriceModel(), artifacts=predictor.save(tmp / "predictor"),
         signature=signature, input_example=example, registered_model_name=cfg.mlflow.model_name,
-        pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}",
-                          f"pandas=={pd.__version__}", f"numpy=={np.__version__}"],
+        pip_requirements=tracking.model_requirements(),
     )
     client = MlflowClient()
     version = int(info.registered_model_version)

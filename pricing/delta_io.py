@@ -96,7 +96,11 @@ def version(spark: SparkSession, ref: TableRef) -> int:
 
 
 def overwrite(df: DataFrame, ref: TableRef, replace_where: str | None = None) -> None:
-    """Replace the table (or, with ``replace_where``, just the rows matching it) atomically."""
+    """Replace the table (or, with ``replace_where``, just the rows matching it) atomically.
+
+    ``replace_where`` also creates a missing table: two first-ever writers of different slices racing to
+    create it cannot wipe each other's slice (a plain overwrite, retried after losing the race, would); jobs
+    that own a slice of a table (a date, an experiment) always pass it, existing table or not."""
     with_retries(ref, "overwrite", lambda: _overwrite_once(df, ref, replace_where))
 
 

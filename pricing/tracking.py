@@ -58,6 +58,16 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> int | None:
         return None
 
 
+def model_requirements() -> list[str]:
+    """Pip pins for a logged pyfunc model: the versions of what its predictor runs on, as installed here."""
+    import numpy as np
+    import pandas as pd
+    import xgboost as xgb
+
+    return [f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}", f"pandas=={pd.__version__}",
+            f"numpy=={np.__version__}"]
+
+
 def checked_champion(name: str, expected: int | None, *, what: str, missing: str, handed_over: str,
                      rerun: str) -> int:
     """The version `champion` of ``name`` points at, checked against ``expected``, the one an upstream task of
