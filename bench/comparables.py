@@ -24,18 +24,18 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from jobs import features, generate, ingest, match, train
-from pricing import delta_io, tracking
-from pricing.config import load_config
-from pricing.metrics import rmsle
-from pricing.model import PriceModel
-from pricing.spark import get_spark
-from pricing.tables import table
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import load_config
+from pricing.platform.spark import get_spark
+from pricing.platform.tables import table
+from pricing.price_model.metrics import rmsle
+from pricing.price_model.predictor import PriceModel
 
 
 def _test_predictions(spark, cfg, run_id: str):  # type: ignore[no-untyped-def]
     """The registered model of ``run_id`` scored on the test weeks: ``listing_id, label, p50_log`` and the
     listing's same-product sales before listing time."""
-    split = train.time_split(train.labelled(delta_io.read(spark, table(cfg, "features.training_set"))), cfg)
+    split = train.time_split(train.labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET))), cfg)
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model()
     assert isinstance(model, PriceModel), f"run {run_id}: the logged model is not a PriceModel"
     return train._scored(split.test, model.predictor, ("cmp_product_sold",))
@@ -52,7 +52,7 @@ def main() -> None:
         t0 = time.time()
         print(job.run(spark, cfg).render(), flush=True)
         timings[name] = round(time.time() - t0, 1)
-    ts_version = delta_io.version(spark, table(cfg, "features.training_set"))
+    ts_version = delta_io.version(spark, table(cfg, catalog.TRAINING_SET))
     runs = {}
     for variant, overrides in (("with comparables", []), ("without comparables", ["features.comparables=false"])):
         vcfg = cfg.with_overrides(overrides)
@@ -61,7 +61,7 @@ def main() -> None:
         print(summary.render(), flush=True)
         timings[f"train ({variant})"] = round(time.time() - t0, 1)
         runs[variant] = summary.info["mlflow_run_id"]
-    assert delta_io.version(spark, table(cfg, "features.training_set")) == ts_version  # the same table for both
+    assert delta_io.version(spark, table(cfg, catalog.TRAINING_SET)) == ts_version  # the same table for both
     tracking.setup(cfg)
     client = MlflowClient()
     results: dict[str, dict[str, float]] = {}

@@ -29,11 +29,11 @@ from jobs.train import (
     labelled,
     time_split,
 )
-from pricing import delta_io
-from pricing.config import load_config
-from pricing.evaluation import overall_metrics
-from pricing.spark import get_spark
-from pricing.tables import table
+from pricing.platform import catalog, delta_io
+from pricing.platform.config import load_config
+from pricing.platform.spark import get_spark
+from pricing.platform.tables import table
+from pricing.price_model.evaluation import overall_metrics
 
 VARIANTS = {
     "conformal, global": ["train.intervals=conformal", "train.interval_segment=none"],
@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config("local", args.overrides)
     spark = get_spark(cfg, app_name="bench-intervals")
-    data = labelled(delta_io.read(spark, table(cfg, "features.training_set"))).persist()
+    data = labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET))).persist()
     split = time_split(data, cfg)
     rows = {"train": split.train.count(), "valid": split.valid.count(), "test": split.test.count()}
     assembled = assemble(split, features_of(cfg))

@@ -24,10 +24,10 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.match import build, scores_against
-from pricing import matching
-from pricing.config import Config, load_config
-from pricing.simulator import simulate
-from pricing.spark import get_spark
+from pricing.matching import products as matching
+from pricing.platform.config import Config, load_config
+from pricing.platform.spark import get_spark
+from pricing.world.simulator import simulate
 
 LISTING_COLS = ("listing_id", "created_at", "title", "brand", "category", "subcategory", "colour", "product_id")
 

@@ -29,6 +29,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pricing.platform import catalog
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 SIZES = {"100k": 100_000, "200k": 200_000, "1m": 1_000_000, "10m": 10_000_000}
@@ -101,7 +103,7 @@ def stage_rows(task: str, summary: dict[str, Any], n: int) -> int:
 
 def run_workflow(n: int, root: Path, log: Path) -> dict[str, Any]:
     report = root / "run.json"
-    cmd = [sys.executable, "-m", "pricing.cli", *sum((["--set", o] for o in size_overrides(n, root)), []),
+    cmd = [sys.executable, "-m", "pricing.workflow.cli", *sum((["--set", o] for o in size_overrides(n, root)), []),
            "run", "--report", str(report)]
     t0 = time.time()
     with log.open("w") as fh:
@@ -157,10 +159,10 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
     from features.training_set import MODEL_FEATURES
     from jobs.promote import load_version
     from jobs.train import booster_params, labelled, time_split
-    from pricing import delta_io, tracking
-    from pricing.config import load_config
-    from pricing.spark import get_spark
-    from pricing.tables import table
+    from pricing.platform import delta_io, tracking
+    from pricing.platform.config import load_config
+    from pricing.platform.spark import get_spark
+    from pricing.platform.tables import table
 
     cfg = load_config("local", size_overrides(n, root))
     spark = get_spark(cfg, app_name="bench-alternatives")
@@ -169,12 +171,12 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
     # features: Parquet copies of the inputs (untimed), then DuckDB end to end
     pq = root / "parquet"
     shutil.rmtree(pq, ignore_errors=True)
-    for name, logical in (("listings", "silver.listings"), ("sales", "silver.sales"),
-                          ("price_changes", "bronze.price_changes_raw")):
+    for name, logical in (("listings", catalog.SILVER_LISTINGS), ("sales", catalog.SILVER_SALES),
+                          ("price_changes", catalog.BRONZE_PRICE_CHANGES_RAW)):
         delta_io.read(spark, table(cfg, logical)).write.parquet(str(pq / name))
 
     # training: the same split, rows, features and parameters, on arrays
-    data = labelled(delta_io.read(spark, table(cfg, "features.training_set")))
+    data = labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET)))
     split = time_split(data, cfg)
     cols = [F.col(c).cast("double") for c in MODEL_FEATURES]
     tr = split.train.select(*cols, "label").toPandas()
@@ -196,7 +198,7 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
     tracking.setup(cfg)
     version = tracking.alias_version(MlflowClient(), cfg.mlflow.model_name, tracking.CHAMPION)
     predictor = load_version(cfg.mlflow.model_name, version)
-    active = delta_io.read(spark, table(cfg, "features.training_set")).where("status = 'active'")
+    active = delta_io.read(spark, table(cfg, catalog.TRAINING_SET)).where("status = 'active'")
     X = active.select(*[F.col(c).cast("double") for c in predictor.features]).toPandas().to_numpy(
         np.float32, na_value=np.nan)
     for b in (predictor.median, predictor.lower, predictor.upper):

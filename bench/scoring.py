@@ -33,11 +33,11 @@ from pyspark.sql import functions as F
 
 from jobs.promote import load_version
 from jobs.score import champion_version
-from pricing import delta_io, tracking
-from pricing.config import load_config
-from pricing.model import score_frame
-from pricing.spark import get_spark
-from pricing.tables import table
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import load_config
+from pricing.platform.spark import get_spark
+from pricing.platform.tables import table
+from pricing.price_model.predictor import score_frame
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     tracking.setup(cfg)
     version = champion_version(cfg)
     predictor = load_version(cfg.mlflow.model_name, version)
-    src = table(cfg, "features.training_set")
+    src = table(cfg, catalog.TRAINING_SET)
     base = delta_io.read(spark, src)
     if args.rows:
         base = base.limit(args.rows)

@@ -22,6 +22,7 @@ from pyspark.sql.window import Window
 
 from features.asof import micros, rows_to_rebuild
 from features.spec import FeatureSpec
+from pricing.platform import catalog
 
 _cols: list[tuple[str, T.DataType, str]] = [
     ("listing_id", T.LongType(), "Listing id."),
@@ -36,12 +37,10 @@ _cols: list[tuple[str, T.DataType, str]] = [
 ]
 
 SPEC = FeatureSpec(
-    name="features.comparable_sales",
+    table=catalog.COMPARABLE_SALES,
     primary_keys=("listing_id",),
     timestamp_key="as_of",
     schema=T.StructType([T.StructField(n, t, True) for n, t, _ in _cols]),
-    description="Sold prices of each listing's same-product matches and nearest comparables, strictly before its "
-                "listing time.",
     column_docs={n: d for n, _, d in _cols},
 )
 

@@ -15,6 +15,7 @@ from pyspark.sql.window import Window
 
 from features.asof import rows_to_rebuild, window_before
 from features.spec import FeatureSpec
+from pricing.platform import catalog
 
 CATEGORICALS = ("brand", "department", "category", "subcategory", "condition", "size", "colour", "material",
                 "shipping_paid_by", "style")
@@ -63,12 +64,10 @@ _cols: list[tuple[str, T.DataType, str]] = [
 ]
 
 SPEC = FeatureSpec(
-    name="features.listing_features",
+    table=catalog.LISTING_FEATURES,
     primary_keys=("listing_id", "as_of"),
     timestamp_key="as_of",
     schema=T.StructType([T.StructField(n, t, True) for n, t, _ in _cols]),
-    description="Listing attributes, seller history and text features per listing and (re)price time, "
-                "point-in-time correct as of as_of.",
     column_docs={n: d for n, _, d in _cols},
 )
 

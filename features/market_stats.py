@@ -26,6 +26,7 @@ from pyspark.sql import types as T
 
 from features.asof import MICROS_PER_DAY
 from features.spec import FeatureSpec
+from pricing.platform import catalog
 
 WINDOWS = (7, 30, 90)
 QUANTILES = {"p25": 0.25, "p50": 0.5, "p75": 0.75}
@@ -61,12 +62,10 @@ for _w in WINDOWS:
     ]
 
 SPEC = FeatureSpec(
-    name="features.market_stats",
+    table=catalog.MARKET_STATS,
     primary_keys=("level", "brand", "category", "condition", "stat_date"),
     timestamp_key="as_of",
     schema=T.StructType([T.StructField(n, t, True) for n, t, _ in _cols]),
-    description="Rolling 7/30/90-day sold-price quantiles and sell-through per segment, from strictly earlier "
-                "sales, shrunk toward the parent segment.",
     column_docs={n: d for n, _, d in _cols},
 )
 

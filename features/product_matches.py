@@ -1,4 +1,4 @@
-"""product_matches and product_clusters: what ``pricing match`` writes (``pricing.matching`` does the work).
+"""product_matches and product_clusters: what ``pricing match`` writes (``pricing.matching.products`` does the work).
 
 ``product_matches`` holds every candidate pair in a brand x category block at or above ``match.min_similarity``,
 in both directions, with the same-product decision.  A pair's similarity and decision depend on its two
@@ -13,7 +13,8 @@ from __future__ import annotations
 from pyspark.sql import types as T
 
 from features.spec import FeatureSpec
-from pricing.config import MatchConfig
+from pricing.platform import catalog
+from pricing.platform.config import MatchConfig
 
 _match_cols: list[tuple[str, T.DataType, str]] = [
     ("listing_id", T.LongType(), "Listing id."),
@@ -26,12 +27,10 @@ _match_cols: list[tuple[str, T.DataType, str]] = [
 ]
 
 MATCHES_SPEC = FeatureSpec(
-    name="features.product_matches",
+    table=catalog.PRODUCT_MATCHES,
     primary_keys=("listing_id", "matched_listing_id"),
     timestamp_key="known_at",
     schema=T.StructType([T.StructField(n, t, True) for n, t, _ in _match_cols]),
-    description="Similar listings in the same brand x category block (MinHash LSH on title shingles), both "
-                "directions, with the same-product decision; pair-local, so usable point in time.",
     column_docs={n: d for n, _, d in _match_cols},
 )
 
@@ -44,11 +43,10 @@ _cluster_cols: list[tuple[str, T.DataType, str]] = [
 ]
 
 CLUSTERS_SPEC = FeatureSpec(
-    name="features.product_clusters",
+    table=catalog.PRODUCT_CLUSTERS,
     primary_keys=("listing_id",),
     timestamp_key="as_of",
     schema=T.StructType([T.StructField(n, t, True) for n, t, _ in _cluster_cols]),
-    description="Product clusters: connected components of the same-product pairs of product_matches.",
     column_docs={n: d for n, _, d in _cluster_cols},
 )
 

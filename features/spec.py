@@ -10,19 +10,28 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pricing.platform.catalog import Table
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    name: str
-    """Logical table name, e.g. ``features.listing_features``."""
+    table: Table
+    """The catalog entry: logical name and description (the Delta table comment)."""
     primary_keys: tuple[str, ...]
     timestamp_key: str
     """When each row became knowable; features use only data strictly before it."""
     schema: T.StructType
-    description: str
     column_docs: dict[str, str]
     version: int = 1
     """Bump when ``compute`` changes meaning without a schema change: existing tables are then rebuilt."""
+
+    @property
+    def name(self) -> str:
+        return self.table.logical
+
+    @property
+    def description(self) -> str:
+        return self.table.description
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.schema.fields]

@@ -26,6 +26,7 @@ from features.asof import as_of_join, rows_to_rebuild
 from features.listing_features import MODEL_FEATURES as LISTING_MODEL_FEATURES
 from features.listing_features import SPEC as LISTING_SPEC
 from features.spec import FeatureSpec
+from pricing.platform import catalog
 
 SEGMENTS = {"bc": "brand_category", "cc": "category_condition"}
 """Column prefix -> market_stats level joined for each listing."""
@@ -44,13 +45,11 @@ _comparable = [(f.name, f.dataType, f"{comparables_spec.SPEC.column_docs[f.name]
                                   "is off.") for f in comparables_spec.SPEC.schema.fields if f.name.startswith("cmp_")]
 
 SPEC = FeatureSpec(
-    name="features.training_set",
+    table=catalog.TRAINING_SET,
     primary_keys=("listing_id",),
     timestamp_key="as_of",
     schema=T.StructType([*LISTING_SPEC.schema.fields,
                          *[T.StructField(n, t, True) for n, t, _ in _market + _comparable + _labels]]),
-    description="Every listing's features as of its listing time (listing_features + market_stats, as-of "
-                "joined) with its labels; active listings are the scoring input.",
     column_docs={**LISTING_SPEC.column_docs, **{n: d for n, _, d in _market + _comparable + _labels}},
 )
 

@@ -1,7 +1,7 @@
 """demand: train the demand model (P(sold within H days | features, price)), identified by the price-exploration
 experiment, tracked in MLflow, registered, aliased `challenger` when sane and `champion` when it beats the last.
 
-Steps (``pricing.demand_model`` explains the model):
+Steps (``pricing.demand_model.estimator`` explains the model):
 1. Two value boosters, the price model's recipe, cross-fitted on the two halves of the sold listings.
 2. A distributed ``SparkXGBClassifier`` on the control arm (listings the experiment left alone) that were listed
    at least H days before the latest listing (so their label is known): features, log value, log(own price /
@@ -39,11 +39,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sklearn.metrics import log_loss, roc_auc_score
 
-from jobs.generate import MANIFEST, landing_dir
 from jobs.train import booster_params, check_workers, features_of, fit, git_commit
-from pricing import delta_io, optimisation_plots, tracking
-from pricing.config import Config
-from pricing.demand_model import (
+from pricing.demand_model.estimator import (
     ALL,
     FRAILTY_KNOTS,
     P_EPS,
@@ -58,10 +55,14 @@ from pricing.demand_model import (
     segment_key,
     value_fold,
 )
-from pricing.errors import ConfigError, ModelGateError
-from pricing.simulator import price_nudge
-from pricing.summary import JobSummary
-from pricing.tables import table
+from pricing.optimisation import plots as optimisation_plots
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import Config
+from pricing.platform.errors import ConfigError, ModelGateError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import table
+from pricing.sources.landing import MANIFEST
+from pricing.world.simulator import price_nudge
 
 NEWTON_ITERS = 25
 ELASTICITY_BAND = 0.2
@@ -75,7 +76,7 @@ FRAILTY_ROWS = 300_000
 @dataclass(frozen=True)
 class Exploration:
     """The price-exploration experiment behind the data: a hashed ``share`` of listings had their asking price
-    multiplied by ``exp(U(-max_log, max_log))`` (``pricing.simulator.price_nudge``)."""
+    multiplied by ``exp(U(-max_log, max_log))`` (``pricing.world.simulator.price_nudge``)."""
 
     seed: int
     share: float
@@ -90,7 +91,7 @@ def exploration_design(cfg: Config) -> Exploration | None:
     None for sources without one, or an export made without nudges."""
     if cfg.ingest.source != "simulator":
         return None
-    path = Path(landing_dir(cfg)) / MANIFEST
+    path = cfg.landing_dir / MANIFEST
     if not path.exists():
         return None
     world = json.loads(path.read_text())
@@ -242,7 +243,7 @@ def estimate_elasticities(nudged: DataFrame, prior_sd: float) -> tuple[dict[str,
 
 def estimate_frailty(nudged: DataFrame, elasticity: dict[str, float], last: Any, horizon: int,
                      seed: int) -> dict[str, Any]:
-    """Gamma frailty shape and cumulative-hazard shape (``pricing.demand_model.fit_frailty``) from the treatment
+    """Gamma frailty shape and cumulative-hazard shape (``pricing.demand_model.estimator.fit_frailty``) from the treatment
     arm's sale times, with each listing's sale probability from the classifier (out of sample: it was trained
     on the control arm) moved by its nudge.  At most ``FRAILTY_ROWS`` listings reach the driver."""
     n = nudged.count()
@@ -331,7 +332,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
                           "a source without one). Regenerate with simulator.price_nudge_share > 0, or set "
                           "demand.identification=naive (a confounded price response)")
     check_workers(spark, cfg.train.num_workers)
-    ts_ref = table(cfg, "features.training_set")
+    ts_ref = table(cfg, catalog.TRAINING_SET)
     ts_version = delta_io.version(spark, ts_ref)
     ts = delta_io.read(spark, ts_ref, version=ts_version).transform(with_demand_inputs(design, d.elasticity_segment))
     last = ts.agg(F.max("as_of")).first()[0]
@@ -422,7 +423,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         metrics["frailty_k"] = float(frailty["frailty_k"])
         metrics.update({f"exposure_g_{int(t)}d": float(v) for t, v in
                         zip(frailty["exposure_knots"], frailty["exposure_values"], strict=True) if t in (14, 28, 60, 120)})
-    from pricing.optimisation_eval import elasticity_against_truth
+    from pricing.optimisation.evaluation import elasticity_against_truth
 
     estimators = per_seg[["segment", "rows", *[c for c in ("exploration", "naive") if c in per_seg]]]
     truth = elasticity_against_truth(spark, cfg, estimators[estimators["rows"] > 0], d.elasticity_segment)
@@ -537,10 +538,3 @@ def gate(cfg: Config, version: int, problems: list[str], logloss: float, test: D
         client.set_registered_model_alias(name, tracking.CHAMPION, str(version))
     client.set_model_version_tag(name, str(version), "promotion", reason)
     return (version if promote else champ), reason
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["demand", *(argv or [])])
-

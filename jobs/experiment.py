@@ -26,9 +26,6 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pricing import delta_io, tracking
-from pricing.config import Config, ExperimentConfig
-from pricing.errors import ConfigError, DataQualityError, ModelGateError, PricingError
 from pricing.experiment import analysis as an
 from pricing.experiment import design as dz
 from pricing.experiment import report
@@ -51,16 +48,19 @@ from pricing.experiment.simulate import (
     simulate_listings,
     true_effects,
 )
-from pricing.summary import JobSummary
-from pricing.tables import TableRef, table
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import Config, ExperimentConfig
+from pricing.platform.errors import ConfigError, DataQualityError, ModelGateError, PricingError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import TableRef, table
 
 if TYPE_CHECKING:
-    from pricing.model import PricePredictor
+    from pricing.price_model.predictor import PricePredictor
 
-OUTCOMES = "ml.experiment_outcomes"
-RESULTS = "ml.experiment_results"
-EXPERIMENTS = "ml.experiments"
-TRUTH = "truth.experiment_effects"
+OUTCOMES = catalog.ML_EXPERIMENT_OUTCOMES
+RESULTS = catalog.ML_EXPERIMENT_RESULTS
+EXPERIMENTS = catalog.ML_EXPERIMENTS
+TRUTH = catalog.TRUTH_EXPERIMENT_EFFECTS
 MODEL_POLICIES = ("champion", "challenger")
 TRUTH_COLS = ("log_fair_value", "elasticity", "base_hazard", "demand_bonus")
 
@@ -117,9 +117,9 @@ def model_suggestions(spark: SparkSession, cfg: Config, predictor: PricePredicto
     """``listing_id, <column>``: the model's p50 for each listing, from its features as of its listing time
     (``features.training_set``), clamped and rounded to price points exactly as ``pricing score`` does."""
     from jobs.score import round_to_price_points
-    from pricing.model import score_frame
+    from pricing.price_model.predictor import score_frame
 
-    feats = delta_io.read(spark, _require(spark, cfg, "features.training_set", "run `pricing features` first"))
+    feats = delta_io.read(spark, _require(spark, cfg, catalog.TRAINING_SET, "run `pricing features` first"))
     preds = score_frame(feats.join(listing_ids, "listing_id"), predictor)
     clamped = F.least(F.greatest(F.col("p50"), F.lit(cfg.score.min_price)), F.lit(cfg.score.max_price))
     return preds.select("listing_id", round_to_price_points(clamped, cfg.score.price_points).alias(column))
@@ -147,8 +147,8 @@ def simulate(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("experiment simulate")
     e = cfg.experiment
     design = design_of(e)
-    silver_ref = _require(spark, cfg, "silver.listings", "run `pricing generate` and `pricing ingest` first")
-    truth_ref = _require(spark, cfg, "truth.listings",
+    silver_ref = _require(spark, cfg, catalog.SILVER_LISTINGS, "run `pricing generate` and `pricing ingest` first")
+    truth_ref = _require(spark, cfg, catalog.TRUTH_LISTINGS,
                          "experiments are simulated from the simulator's true demand (`pricing generate`)")
     versions = policy_model_versions(cfg)
     listings = delta_io.read(spark, silver_ref).select("listing_id", "seller_id", "created_at", "list_price")
@@ -230,7 +230,7 @@ def seller_frame(spark: SparkSession, cfg: Config, design: dict[str, Any]) -> pd
         F.col("experiment_id") == exp_id)
     sellers = seller_outcome_totals(outcomes)
     w = Windows.of(design["start_date"], design["days"], design["horizon_days"], design["pre_period_days"])
-    listings = delta_io.read(spark, _require(spark, cfg, "silver.listings", "run `pricing ingest` first"))
+    listings = delta_io.read(spark, _require(spark, cfg, catalog.SILVER_LISTINGS, "run `pricing ingest` first"))
     pre = seller_window_totals(listings, w.pre_start, w.pre_end, design["horizon_days"], prefix="pre_")
     frame = with_pre(sellers, pre).toPandas()
     if frame.empty:
@@ -349,7 +349,7 @@ def history_frame(spark: SparkSession, cfg: Config) -> tuple[pd.DataFrame, Windo
     """Per seller: totals over the latest window as long as the experiment whose outcomes are all known,
     and over the pre-period before it, exactly as ``analyse`` would build them."""
     e = cfg.experiment
-    listings = delta_io.read(spark, _require(spark, cfg, "silver.listings", "run `pricing ingest` first"))
+    listings = delta_io.read(spark, _require(spark, cfg, catalog.SILVER_LISTINGS, "run `pricing ingest` first"))
     last = listings.agg(F.max("created_at")).first()[0]
     if last is None:
         raise PricingError("silver.listings is empty: no history to size an experiment from")
@@ -427,9 +427,3 @@ def run(spark: SparkSession, cfg: Config, action: str = "analyse") -> JobSummary
     if action not in ACTIONS:
         raise PricingError(f"unknown experiment action {action!r}: {', '.join(ACTIONS)}")
     return ACTIONS[action](spark, cfg)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["experiment", *(argv or ["analyse"])])

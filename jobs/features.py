@@ -17,12 +17,13 @@ from pyspark.sql import functions as F
 
 from features import comparables, listing_features, market_stats, product_matches, training_set
 from features.spec import FeatureSpec
-from pricing import delta_io, faults, schemas
-from pricing.config import Config
-from pricing.errors import PricingError
-from pricing.feature_store import watermark, write_features
-from pricing.summary import JobSummary
-from pricing.tables import table
+from features.store import watermark, write_features
+from pricing.platform import catalog, delta_io, faults
+from pricing.platform.config import Config
+from pricing.platform.errors import PricingError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import table
+from pricing.sources import schemas
 
 TS_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
 """Timestamps cross into Python as strings in the session time zone (UTC), never as naive datetimes."""
@@ -78,12 +79,12 @@ def fresh_matches(spark: SparkSession, cfg: Config) -> DataFrame:
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("features")
-    listings = delta_io.read(spark, table(cfg, "silver.listings"))
-    sales = delta_io.read(spark, table(cfg, "silver.sales"))
-    price_changes = delta_io.read(spark, table(cfg, "bronze.price_changes_raw"))
+    listings = delta_io.read(spark, table(cfg, catalog.SILVER_LISTINGS))
+    sales = delta_io.read(spark, table(cfg, catalog.SILVER_SALES))
+    price_changes = delta_io.read(spark, table(cfg, catalog.BRONZE_PRICE_CHANGES_RAW))
     bronze = _bronze(spark, cfg)
     built_through = bronze.agg(F.date_format(F.max("ingested_at"), TS_FORMAT)).first()[0] or "1970-01-01 00:00:00"
-    summary.rows_in = {"silver.listings": listings.count(), "silver.sales": sales.count()}
+    summary.rows_in = {catalog.SILVER_LISTINGS.logical: listings.count(), catalog.SILVER_SALES.logical: sales.count()}
     params = {"sold_within_days": cfg.features.sold_within_days, "shrinkage_k": cfg.features.shrinkage_k,
               # training_set is rebuilt in full when an upstream table's definition changes
               "upstream": [listing_features.SPEC.fingerprint(), market_stats.SPEC.fingerprint()]}
@@ -126,9 +127,3 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         summary.rows_out[spec.name] = delta_io.read(spark, ref).count()
         summary.tables[spec.name] = delta_io.version(spark, ref)
     return summary.finish()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["features", *(argv or [])])

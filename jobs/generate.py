@@ -15,20 +15,16 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pricing import delta_io
-from pricing.config import Config
-from pricing.errors import ConfigError
-from pricing.landing import export_lines
-from pricing.simulator import simulate
-from pricing.summary import JobSummary
-from pricing.tables import table
+from pricing.platform import catalog, delta_io
+from pricing.platform.config import Config
+from pricing.platform.errors import ConfigError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import table
+from pricing.sources.landing import MANIFEST
+from pricing.world.export import export_lines
+from pricing.world.simulator import simulate
 
-MANIFEST = "_simulator.json"
 EXPORTED_THROUGH = "_exported_through"
-
-
-def landing_dir(cfg: Config) -> str:
-    return str(cfg.state_path(cfg.ingest.landing_dir))
 
 
 def _world(cfg: Config) -> dict:
@@ -74,7 +70,7 @@ def _export(lines: DataFrame, out: Path, days: set[str]) -> None:
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("generate")
     sim_cfg = cfg.simulator
-    root = Path(landing_dir(cfg))
+    root = cfg.landing_dir
     _check_manifest(root, cfg)
     last_day = sim_cfg.start_date + timedelta(days=sim_cfg.days - 1)
     through = min(sim_cfg.export_through or last_day, last_day)
@@ -84,7 +80,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary.rows_out["new days"] = len(new_days)
     summary.info["export"] = f"{sim_cfg.start_date} .. {max(through, done or through)}"
     summary.info["landing"] = str(root)
-    truth_refs = {n: table(cfg, n) for n in ("truth.listings", "truth.categories", "truth.landing_faults")}
+    truth_refs = {t.logical: table(cfg, t) for t in (catalog.TRUTH_LISTINGS, catalog.TRUTH_CATEGORIES,
+                                                     catalog.TRUTH_LANDING_FAULTS)}
     if not new_days and all(delta_io.exists(spark, r) for r in truth_refs.values()):
         summary.info["note"] = "export already up to date: nothing written"
         return summary.finish()
@@ -98,18 +95,12 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     # Written only once every event type's days are in: a crash before it re-exports those days, and
     # ingest drops the repeated events as duplicates (counted), so nothing is lost or doubled.
     (root / EXPORTED_THROUGH).write_text(str(max(through, done or through)))
-    truth = {"truth.listings": sim.truth_listings, "truth.categories": sim.truth_categories,
-             "truth.landing_faults": faults[0].unionByName(faults[1]).unionByName(faults[2]).unionByName(faults[3])}
+    truth = {catalog.TRUTH_LISTINGS.logical: sim.truth_listings, catalog.TRUTH_CATEGORIES.logical: sim.truth_categories,
+             catalog.TRUTH_LANDING_FAULTS.logical: faults[0].unionByName(faults[1]).unionByName(faults[2]).unionByName(faults[3])}
     for logical, df in truth.items():
         delta_io.overwrite(df, truth_refs[logical])
         summary.tables[logical] = delta_io.version(spark, truth_refs[logical])
-    summary.rows_out["truth.landing_faults"] = delta_io.read(spark, truth_refs["truth.landing_faults"]).count()
+    summary.rows_out[catalog.TRUTH_LANDING_FAULTS.logical] = delta_io.read(spark, truth_refs[catalog.TRUTH_LANDING_FAULTS.logical]).count()
     sim.listings.unpersist()
     summary.info["data_end"] = sim.end_time.isoformat()
     return summary.finish()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["generate", *(argv or [])])

@@ -17,18 +17,19 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from pricing import delta_io, faults, schemas
-from pricing.config import Config
-from pricing.errors import DataQualityError
-from pricing.feature_store import _sql_string, properties
-from pricing.ingest import bronze_schema, parse, to_bronze, to_quarantine
-from pricing.locks import exclusive
-from pricing.silver import build_listings, build_sales
-from pricing.summary import JobSummary
-from pricing.tables import TableRef, table
+from features.store import _sql_string, properties
+from pricing.platform import catalog, delta_io, faults
+from pricing.platform.config import Config
+from pricing.platform.errors import DataQualityError
+from pricing.platform.locks import exclusive
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import TableRef, table
+from pricing.sources import schemas
+from pricing.sources.landing import bronze_schema, parse, to_bronze, to_quarantine
+from pricing.sources.silver import build_listings, build_sales
 
 LOCK = "ingest.lock"
-"""Held under ``<storage.root>/locks/`` while an ingest runs (:mod:`pricing.locks`)."""
+"""Held under ``<storage.root>/locks/`` while an ingest runs (:mod:`pricing.platform.locks`)."""
 SILVER_SOURCE = "pricing.bronze_versions"
 """Silver table property: the bronze table versions it was last built from (JSON)."""
 
@@ -71,7 +72,7 @@ def _process_batch(spark: SparkSession, cfg: Config, event_type: str, batch: Dat
     read = parsed.count()
     bad = parsed.where(F.col("reason").isNotNull()).transform(to_quarantine(event_type))
     good = parsed.where(F.col("reason").isNull()).transform(to_bronze(event_type))
-    qref, ref = table(cfg, "bronze.quarantine"), table(cfg, schemas.BRONZE_TABLE[event_type])
+    qref, ref = table(cfg, catalog.BRONZE_QUARANTINE), table(cfg, schemas.BRONZE_TABLE[event_type])
     # Keep the first copy of an event id, deterministically: by file, then event time, then payload.
     tie_break = F.xxhash64(*[c for c in good.columns if c != "ingested_at"])
     unique, n_unique = _new_rows(spark, good, "event_id", [F.col("source_file"), F.col("event_time"), tie_break], ref)
@@ -125,9 +126,8 @@ def _sources(spark: SparkSession, cfg: Config) -> list[tuple[str, Callable[[], T
         frames = mercari_landing(spark, str(cfg.path(cfg.ingest.path)), currency=m.currency,
                                  start=datetime.combine(m.start_date, time(), tzinfo=UTC), days=m.days)
         return [(et, lambda df=df, et=et: _process_batch(spark, cfg, et, df)) for et, df in frames.items()]
-    from jobs.generate import landing_dir
 
-    landing = landing_dir(cfg)
+    landing = str(cfg.landing_dir)
     return [(et, lambda et=et: stream_landing(spark, cfg, et, landing)) for et in schemas.LANDING]
 
 
@@ -163,7 +163,7 @@ def _ingest(spark: SparkSession, cfg: Config) -> JobSummary:
         if not delta_io.exists(spark, ref):  # no file of this type yet: an empty table keeps silver simple
             delta_io.overwrite(spark.createDataFrame([], bronze_schema(spark, et)), ref)
     faults.point("ingest.before_silver")
-    silver = ("silver.listings", "silver.sales")
+    silver = (catalog.SILVER_LISTINGS, catalog.SILVER_SALES)
     # Silver is a pure function of bronze: rebuild it only when bronze changed (a no-op run writes nothing).
     # "Changed" is judged against the bronze versions each silver table records having been built from, not
     # only this run's inserts: a run killed after its bronze commits but before silver leaves bronze ahead of
@@ -187,13 +187,7 @@ def _ingest(spark: SparkSession, cfg: Config) -> JobSummary:
         summary.tables[logical] = delta_io.version(spark, ref)
     for et, ref in bronze.items():
         summary.tables[schemas.BRONZE_TABLE[et]] = delta_io.version(spark, ref)
-    qref = table(cfg, "bronze.quarantine")
+    qref = table(cfg, catalog.BRONZE_QUARANTINE)
     if delta_io.exists(spark, qref):
-        summary.tables["bronze.quarantine"] = delta_io.version(spark, qref)
+        summary.tables[catalog.BRONZE_QUARANTINE.logical] = delta_io.version(spark, qref)
     return summary.finish()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["ingest", *(argv or [])])

@@ -18,11 +18,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.product_matches import CLUSTERS_SPEC, MATCHES_SPEC, params
-from pricing import delta_io, matching, tracking
-from pricing.config import Config
-from pricing.feature_store import watermark, write_features
-from pricing.summary import JobSummary
-from pricing.tables import table
+from features.store import watermark, write_features
+from pricing.matching import products as matching
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import Config
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import table
 
 TS_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
 RECALL_AT = (1, 5, 10)
@@ -30,7 +31,7 @@ RECALL_AT = (1, 5, 10)
 
 def listings_watermark(spark: SparkSession, cfg: Config) -> str:
     """The latest ``bronze.listings_raw`` ingestion time: what silver's listings (and so the matches) reflect."""
-    mark = delta_io.read(spark, table(cfg, "bronze.listings_raw")).agg(
+    mark = delta_io.read(spark, table(cfg, catalog.BRONZE_LISTINGS_RAW)).agg(
         F.date_format(F.max("ingested_at"), TS_FORMAT)).first()[0]
     return mark or "1970-01-01 00:00:00.000000"
 
@@ -68,12 +69,12 @@ def build(spark: SparkSession, cfg: Config, listings: DataFrame, built_through: 
 def evaluate(spark: SparkSession, cfg: Config) -> dict[str, float] | None:
     """Pairwise precision and recall of the same-product pairs and of the clusters, and recall@k of the
     ranked comparables, against ``truth.listings.product_id`` (simulator only; None without the truth)."""
-    ref = table(cfg, "truth.listings")
+    ref = table(cfg, catalog.TRUTH_LISTINGS)
     if not delta_io.exists(spark, ref) or "product_id" not in delta_io.read(spark, ref).columns:
         return None
     truth = delta_io.read(spark, ref).select("listing_id", "product_id")
     # Only listings that reached silver are the job's to find.
-    truth = truth.join(delta_io.read(spark, table(cfg, "silver.listings")).select("listing_id"), "listing_id")
+    truth = truth.join(delta_io.read(spark, table(cfg, catalog.SILVER_LISTINGS)).select("listing_id"), "listing_id")
     return scores_against(spark, cfg, truth)
 
 
@@ -89,13 +90,13 @@ def scores_against(spark: SparkSession, cfg: Config, truth: DataFrame) -> dict[s
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("match")
-    listings = delta_io.read(spark, table(cfg, "silver.listings"))
+    listings = delta_io.read(spark, table(cfg, catalog.SILVER_LISTINGS))
     mark = listings_watermark(spark, cfg)
     p = params(cfg.match)
     if all(watermark(spark, cfg, spec, p) == mark for spec in (MATCHES_SPEC, CLUSTERS_SPEC)):
         summary.info["product matches"] = f"up to date (listings ingested through {mark})"
         return summary.finish()
-    summary.rows_in["silver.listings"] = listings.count()
+    summary.rows_in[catalog.SILVER_LISTINGS.logical] = listings.count()
     built = build(spark, cfg, listings, mark)
     summary.tables.update(built.versions)
     summary.rows_out.update({"listings matched": built.keyed, MATCHES_SPEC.name: built.pairs,
@@ -107,7 +108,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     with mlflow.start_run(run_name=f"match-{cfg.env}") as active:
         mlflow.set_tags({"job": "match", "env": cfg.env})
         mlflow.log_params({f"match.{k}": v for k, v in cfg.match.model_dump(mode="json").items()})
-        mlflow.log_params({"listings": summary.rows_in["silver.listings"], "built_through": mark})
+        mlflow.log_params({"listings": summary.rows_in[catalog.SILVER_LISTINGS.logical], "built_through": mark})
         mlflow.log_metrics({"listings_matched": built.keyed, "groups": built.groups, "pairs": built.pairs,
                             "same_product_pairs": built.same_product_pairs / 2, "clusters": built.clusters,
                             "clustered_listings": built.clustered_listings, "match_seconds": built.seconds})
@@ -121,9 +122,3 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
                                                    f"recall {scores['cluster_recall']:.4f}")
         summary.info["comparables"] = ", ".join(f"recall@{k} {scores[f'recall_at_{k}']:.4f}" for k in RECALL_AT)
     return summary.finish()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["match", *(argv or [])])

@@ -13,13 +13,13 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
 from jobs.train import EVAL_COLS, _scored, labelled, time_split
-from pricing import delta_io, tracking
-from pricing.config import Config, PromoteConfig
-from pricing.errors import ModelGateError
-from pricing.evaluation import overall_metrics, segment_metrics, with_segments
-from pricing.model import PricePredictor
-from pricing.summary import JobSummary
-from pricing.tables import table
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import Config, PromoteConfig
+from pricing.platform.errors import ModelGateError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import table
+from pricing.price_model.evaluation import overall_metrics, segment_metrics, with_segments
+from pricing.price_model.predictor import PricePredictor
 
 GATE_SEGMENTS = ("category", "condition", "seller_type")
 """Segments the gate guards: defined by what is known before the sale.  Not the sold-price band (a segment
@@ -45,7 +45,7 @@ class HoldoutResult:
 
 def evaluate_on_holdout(spark: SparkSession, cfg: Config, predictor: PricePredictor) -> HoldoutResult:
     """Score ``predictor`` on the current most-recent test weeks of the training table."""
-    test = time_split(labelled(delta_io.read(spark, table(cfg, "features.training_set"))), cfg).test
+    test = time_split(labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET))), cfg).test
     missing = [f for f in predictor.features if f not in test.columns]
     if missing:
         raise ModelGateError(f"the model needs feature columns the training table no longer has: {missing}")
@@ -140,9 +140,3 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
                                    "champion": None if champ is None else round(champ.rmsle, 5)}})
     summary.info.update(info)
     return summary.finish()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["promote", *(argv or [])])

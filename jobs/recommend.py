@@ -33,17 +33,18 @@ from pyspark.sql import functions as F
 from jobs.demand import exploration_design, load_demand_version, with_demand_inputs
 from jobs.promote import load_version
 from jobs.score import SUPPORT_COL, apply_guardrails, bounds, champion_version, round_to_price_points
-from pricing import delta_io, optimisation_plots, tracking
-from pricing.config import Config, RecommendConfig, ScoreConfig
-from pricing.demand import HORIZON_DAYS
-from pricing.demand_model import DemandPredictor, recommend_frame
-from pricing.errors import ConfigError, ModelGateError
-from pricing.model import score_frame
-from pricing.summary import JobSummary
-from pricing.tables import TableRef, table
+from pricing.demand_model.estimator import DemandPredictor, recommend_frame
+from pricing.optimisation import plots as optimisation_plots
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import Config, RecommendConfig, ScoreConfig
+from pricing.platform.errors import ConfigError, ModelGateError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import TableRef, table
+from pricing.price_model.predictor import score_frame
+from pricing.world.true_demand import HORIZON_DAYS
 
-OUTPUT = "ml.price_recommendations"
-EVAL_OUTPUT = "ml.recommendation_eval"
+OUTPUT = catalog.ML_PRICE_RECOMMENDATIONS
+EVAL_OUTPUT = catalog.ML_RECOMMENDATION_EVAL
 ABOVE, UNDER, WELL = "priced above market", "under-priced", "well priced"
 
 
@@ -105,10 +106,10 @@ def with_reasons(r: RecommendConfig) -> Any:
 def catalogue(spark: SparkSession, cfg: Config) -> tuple[DataFrame, TableRef, int, int]:
     """Every active listing's features as of listing time (``features.training_set``, as ``score`` reads them)
     with its current price; fails before any write when an active listing has no features."""
-    feat_ref = table(cfg, "features.training_set")
+    feat_ref = table(cfg, catalog.TRAINING_SET)
     feat_version = delta_io.version(spark, feat_ref)
     feats = delta_io.read(spark, feat_ref, version=feat_version).where("status = 'active'")
-    active = delta_io.read(spark, table(cfg, "silver.listings")).where("status = 'active'").select(
+    active = delta_io.read(spark, table(cfg, catalog.SILVER_LISTINGS)).where("status = 'active'").select(
         "listing_id", "current_price")
     cat = feats.join(active, "listing_id").where(F.col("current_price") > 0)
     n_active, n_cat = active.count(), cat.count()
@@ -136,7 +137,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     if predictor.identification == "exploration" and design is None:
         raise ConfigError(f"{demand_name} v{demand_v} was identified by price exploration, but this export records "
                           f"no experiment: the listings' own prices (before their nudge) cannot be recovered")
-    evaluate = r.evaluate and delta_io.exists(spark, table(cfg, "truth.listings"))
+    evaluate = r.evaluate and delta_io.exists(spark, table(cfg, catalog.TRUTH_LISTINGS))
     if evaluate and predictor.horizon_days > HORIZON_DAYS:
         raise ConfigError(f"the evaluation needs a horizon <= {HORIZON_DAYS} days (nothing sells later in the "
                           f"simulator); the demand model's is {predictor.horizon_days}: set recommend.evaluate=false")
@@ -226,7 +227,7 @@ def recommendation_stats(df: DataFrame) -> dict[str, float]:
 def evaluate_policies(spark: SparkSession, cfg: Config, full: DataFrame, horizon: int, demand_v: int,
                       scoring_date: Any, now: datetime) -> tuple[pd.DataFrame, int]:
     """Evaluation only: each policy's true expected revenue against the oracles, per segment -> EVAL_OUTPUT."""
-    from pricing import optimisation_eval as ev
+    from pricing.optimisation import evaluation as ev
 
     reference = full.agg(F.max("created_at")).first()[0]
     days = (F.lit(reference).cast("timestamp").cast("double") - F.col("created_at").cast("double")) / 86400.0
@@ -266,9 +267,3 @@ def _log_run(cfg: Config, stats: dict[str, float], evaluation: pd.DataFrame | No
             mlflow.log_artifact(str(optimisation_plots.policy_ratios(evaluation, Path(tmp) / "policy_ratios.png",
                                                                      policies)), "plots")
         return str(active.info.run_id)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["recommend", *(argv or [])])

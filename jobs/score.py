@@ -23,14 +23,15 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.promote import load_version
-from pricing import delta_io, monitoring, tracking
-from pricing.config import Config, ScoreConfig
-from pricing.errors import ModelGateError
-from pricing.model import score_frame
-from pricing.summary import JobSummary
-from pricing.tables import table
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import Config, ScoreConfig
+from pricing.platform.errors import ModelGateError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import table
+from pricing.price_model import monitoring
+from pricing.price_model.predictor import score_frame
 
-OUTPUT = "ml.price_suggestions"
+OUTPUT = catalog.ML_PRICE_SUGGESTIONS
 SUPPORT_COL = "mkt_bc_n_sales_90d"
 """Market support of a listing: sales of its brand x category in the 90 days before it was listed."""
 REASONS = ("wide_range", "low_support", "guardrail")
@@ -102,10 +103,10 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     version = champion_version(cfg)
     predictor = load_version(name, version)
     # The training set holds every listing's model input as of its listing time; active rows are the catalogue.
-    feat_ref = table(cfg, "features.training_set")
+    feat_ref = table(cfg, catalog.TRAINING_SET)
     feat_version = delta_io.version(spark, feat_ref)
     feats = delta_io.read(spark, feat_ref, version=feat_version).where("status = 'active'")
-    active = delta_io.read(spark, table(cfg, "silver.listings")).where("status = 'active'").select(
+    active = delta_io.read(spark, table(cfg, catalog.SILVER_LISTINGS)).where("status = 'active'").select(
         "listing_id", "current_price")
     catalogue = feats.join(active, "listing_id")
     n_active, n_catalogue = active.count(), catalogue.count()
@@ -180,7 +181,7 @@ def scoring_stats(df: DataFrame) -> dict[str, float]:
 def _log_summary(cfg: Config, written: DataFrame, stats: dict[str, float], version: int, scoring_date: date,
                  previous: date | None, feat_version: int) -> str:
     """One MLflow run per scoring: metrics, a histogram of suggestions (against the previous scoring)."""
-    from pricing import plots
+    from pricing.price_model import plots
 
     with mlflow.start_run(run_name=f"score-{scoring_date}") as active, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"job": "score", "env": cfg.env, "model_name": cfg.mlflow.model_name,
@@ -197,9 +198,3 @@ def _log_summary(cfg: Config, written: DataFrame, stats: dict[str, float], versi
         mlflow.log_artifact(str(png), "plots")
         mlflow.log_dict(stats, "scoring_summary.json")
         return str(active.info.run_id)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["score", *(argv or [])])

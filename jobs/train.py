@@ -28,10 +28,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.training_set import MODEL_FEATURES, model_features
-from pricing import delta_io, faults, plots, tracking
-from pricing.config import Config, TrainConfig
-from pricing.errors import ConfigError, ModelGateError
-from pricing.evaluation import (
+from pricing.platform import catalog, delta_io, faults, tracking
+from pricing.platform.config import Config, TrainConfig
+from pricing.platform.errors import ConfigError, ModelGateError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import TableRef, table
+from pricing.price_model import plots
+from pricing.price_model.evaluation import (
     SEGMENTS,
     baseline_metrics,
     baseline_predictions,
@@ -41,9 +44,14 @@ from pricing.evaluation import (
     segment_metrics,
     with_segments,
 )
-from pricing.model import ALL, Intervals, PriceModel, PricePredictor, conformal_offsets, score_frame
-from pricing.summary import JobSummary
-from pricing.tables import TableRef, table
+from pricing.price_model.predictor import (
+    ALL,
+    Intervals,
+    PriceModel,
+    PricePredictor,
+    conformal_offsets,
+    score_frame,
+)
 
 EVAL_COLS = ("brand", "category", "condition", "seller_prior_listings")
 """Columns the per-segment evaluation needs besides the label."""
@@ -181,7 +189,7 @@ def rmsle_without_comparables(spark: SparkSession, cfg: Config, split: Split, pa
     """Ablation for the comparable-sales features: a second median booster on the same split and with the same
     params, without the ``cmp_*`` columns; its test RMSLE (log scale, as ``test_rmsle``).  Evaluation only:
     nothing of it is registered."""
-    from pricing.metrics import rmsle
+    from pricing.price_model.metrics import rmsle
 
     feats = model_features(False)
     data = assemble(split, feats)
@@ -294,13 +302,13 @@ def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dic
 
 
 def tune_params(spark: SparkSession, cfg: Config, split: Split, data: DataFrame) -> dict[str, Any]:
-    from pricing.tuning import tune
+    from pricing.price_model.tuning import tune
 
     def objective(params: dict[str, Any]) -> tuple[float, dict[str, float]]:
         _, booster = fit(spark, cfg, data, params, features=features_of(cfg))
         pred = PricePredictor(features_of(cfg), booster, Intervals())
         valid = _scored(split.valid, pred)
-        from pricing.metrics import rmsle
+        from pricing.price_model.metrics import rmsle
 
         score = rmsle(valid["label"].to_numpy(), valid["p50_log"].to_numpy())
         return score, {"best_iteration": float(getattr(booster, "best_iteration", -1))}
@@ -316,7 +324,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         raise ConfigError(f"train.interval_segment {t.interval_segment!r} is not a model feature; choose 'none' "
                           f"or one of {', '.join(feats)}")
     check_workers(spark, t.num_workers)
-    ts_ref = table(cfg, "features.training_set")
+    ts_ref = table(cfg, catalog.TRAINING_SET)
     ts_version = delta_io.version(spark, ts_ref)
     data = labelled(delta_io.read(spark, ts_ref, version=ts_version)).persist()
     if cfg.features.comparables and data.where(F.col("cmp_near_sold").isNotNull()).isEmpty():
@@ -414,7 +422,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
 
 def _noise_floor(spark: SparkSession, cfg: Config, split: Split, test: pd.DataFrame) -> float | None:
     """The simulator's noise floor for these test rows, when its truth table exists (evaluation only)."""
-    ref = table(cfg, "truth.listings")
+    ref = table(cfg, catalog.TRUTH_LISTINGS)
     if not delta_io.exists(spark, ref):
         return None
     truth = delta_io.read(spark, ref).select("listing_id", "log_fair_observable", "seller_skill")
@@ -450,9 +458,3 @@ def register(cfg: Config, predictor: PricePredictor, split: Split, tmp: Path, ru
     if not problems:
         client.set_registered_model_alias(cfg.mlflow.model_name, tracking.CHALLENGER, str(version))
     return version
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["train", *(argv or [])])

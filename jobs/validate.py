@@ -11,13 +11,13 @@ from datetime import UTC, datetime, time, timedelta
 
 from pyspark.sql import SparkSession
 
-from pricing import delta_io
-from pricing.config import Config
-from pricing.data_docs import make_offline
-from pricing.errors import DataQualityError
-from pricing.summary import JobSummary
-from pricing.tables import table
-from pricing.validation import (
+from pricing.platform import catalog, delta_io
+from pricing.platform.config import Config
+from pricing.platform.errors import DataQualityError
+from pricing.platform.summary import JobSummary
+from pricing.platform.tables import table
+from pricing.validation.data_docs import make_offline
+from pricing.validation.suites import (
     CheckResult,
     docs_index,
     load_suites,
@@ -28,7 +28,7 @@ from pricing.validation import (
     run_suite,
 )
 
-RESULTS = "ml.validation_results"
+RESULTS = catalog.ML_VALIDATION_RESULTS
 RESULT_SCHEMA = ("run_id string, validated_at timestamp, suite string, table string, expectation string, "
                  "kwargs string, severity string, success boolean, observed string, expected string")
 
@@ -109,9 +109,3 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
             f"  results: {RESULTS} (run_id = '{run_id}'); Data Docs: {index}"
         )
     return summary.finish()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pricing.cli import main as cli_main
-
-    return cli_main(["validate", *(argv or [])])

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from pricing.config import Config, load_config
-from pricing.spark import get_spark
+from pricing.platform.config import Config, load_config
+from pricing.platform.spark import get_spark
 
 SMALL = [
     "simulator.n_listings=12000", "simulator.n_sellers=1500", "simulator.n_brands=300", "simulator.days=200",
@@ -38,7 +38,7 @@ def spark(cfg: Config) -> SparkSession:
 def workflow(spark: SparkSession, cfg: Config) -> dict[str, float]:
     """The whole local workflow, once per test run, on the small simulated marketplace: what the
     end-to-end, training and scoring tests read (each task's seconds)."""
-    from pricing.dag import run_workflow
+    from pricing.workflow.dag import run_workflow
 
     return run_workflow(spark, cfg)
 

@@ -15,11 +15,11 @@ import pytest
 import yaml
 from databricks.bundles.jobs import DataSecurityMode, Job
 
-from pricing.bundle import Bundle, load_bundle, load_validated, problems
-from pricing.cli import JOBS
-from pricing.config import load_config
-from pricing.dag import load_tasks
-from pricing.errors import ConfigError
+from pricing.platform.config import load_config
+from pricing.platform.errors import ConfigError
+from pricing.workflow.bundle import Bundle, load_bundle, load_validated, problems
+from pricing.workflow.dag import load_tasks
+from pricing.workflow.runner import JOBS
 
 ROOT = Path(__file__).resolve().parents[1]
 

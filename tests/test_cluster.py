@@ -5,7 +5,7 @@ holds a local SparkSession, and Spark allows one per process).
 The simulator's export and its ingestion (``generate``, ``ingest``) run first in this process's local session:
 they are the data source, and on this 2-core machine a fresh driver and executors for them would double the
 test's time.  Then the driver runs match -> features -> train -> promote -> score on the cluster, each through
-``pricing.cli.main`` exactly as ``pricing <job>`` does, in one process: one application whose executors serve
+``pricing.workflow.cli.main`` exactly as ``pricing <job>`` does, in one process: one application whose executors serve
 every job, the way one Databricks job cluster serves the tasks of a job.  Training uses ``train.num_workers=2``:
 xgboost's barrier stage must run one task on each worker.  The event log and the workers' own JSON show where
 the tasks ran.
@@ -27,10 +27,10 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pricing import delta_io
-from pricing.cli import run_job
-from pricing.config import Config, load_config
-from pricing.tables import table
+from pricing.platform import delta_io
+from pricing.platform.config import Config, load_config
+from pricing.platform.tables import table
+from pricing.workflow.runner import run_job
 from tests.cluster_support import Cluster, start_cluster
 from tests.cluster_support import get_json as _json
 from tests.cluster_support import tail as _tail
@@ -47,7 +47,7 @@ TINY = [
 # Runs each job as `pricing <args> <job>` would, sharing one driver: prints each exit code, stops at the first failure.
 DRIVER = """
 import sys
-from pricing.cli import main
+from pricing.workflow.cli import main
 split = sys.argv.index("--jobs")
 for job in sys.argv[split + 1:]:
     rc = main([*sys.argv[1:split], job])

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pricing.config import load_config
-from pricing.errors import ConfigError
-from pricing.tables import table
+from pricing.platform.config import load_config
+from pricing.platform.errors import ConfigError
+from pricing.platform.tables import table
 
 ROOT = Path(__file__).resolve().parents[1]
 

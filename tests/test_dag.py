@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from pricing.config import Config, load_config
-from pricing.dag import load_tasks, run_workflow, values_path
-from pricing.errors import ConfigError, ModelGateError
-from pricing.summary import JobSummary
-from pricing.task_values import TaskValue, check_values, publish, resolve
+from pricing.platform.config import Config, load_config
+from pricing.platform.errors import ConfigError, ModelGateError
+from pricing.platform.summary import JobSummary
+from pricing.workflow.dag import load_tasks, run_workflow, values_path
+from pricing.workflow.task_values import TaskValue, check_values, publish, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_SPARK: SparkSession = None  # type: ignore[assignment]  # the recorder never touches Spark

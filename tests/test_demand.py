@@ -1,4 +1,4 @@
-"""pricing.demand against the Spark simulator it describes: expected sale probability, revenue and capped
+"""pricing.world.true_demand against the Spark simulator it describes: expected sale probability, revenue and capped
 time on market, summed over simulated listings, match the realised ones within 4 standard errors at four
 horizons (day-14 and day-28 drops included); a model that forgets the sellers' demand bonus does not."""
 
@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from pricing.config import SimulatorConfig
-from pricing.demand import DemandParams, daily_hazard, expected_outcomes
-from pricing.simulator import HORIZON_DAYS, simulate
+from pricing.platform.config import SimulatorConfig
+from pricing.world.simulator import HORIZON_DAYS, simulate
+from pricing.world.true_demand import DemandParams, daily_hazard, expected_outcomes
 
 HORIZONS = (7, 14, 30, 60)
 

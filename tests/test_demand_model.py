@@ -11,7 +11,7 @@ import xgboost as xgb
 from pyspark.sql import functions as F
 
 from jobs.demand import _vectors, fit_classifier, newton_by_segment
-from pricing.demand_model import (
+from pricing.demand_model.estimator import (
     ALL,
     DemandPredictor,
     choose,

@@ -8,11 +8,11 @@ from chispa import assert_df_equality
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 
-from pricing import delta_io, tracking
-from pricing.cli import run_job
-from pricing.dag import run_workflow
-from pricing.schemas import LANDING
-from pricing.tables import table
+from pricing.platform import delta_io, tracking
+from pricing.platform.tables import table
+from pricing.sources.schemas import LANDING
+from pricing.workflow.dag import run_workflow
+from pricing.workflow.runner import run_job
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ def test_ingest_again_adds_nothing(spark, cfg, workflow) -> None:  # type: ignor
 
 
 def test_a_corrupted_feature_table_blocks_the_run_before_train(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
-    from pricing.errors import DataQualityError
+    from pricing.platform.errors import DataQualityError
 
     ref = table(cfg, "features.training_set")
     good_version = delta_io.version(spark, ref)

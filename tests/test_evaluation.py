@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricing.evaluation import (
+from pricing.price_model.evaluation import (
     RARE_BRAND,
     UNBRANDED,
     baseline_predictions,
@@ -15,7 +15,7 @@ from pricing.evaluation import (
     segment_metrics,
     with_segments,
 )
-from pricing.metrics import rmsle
+from pricing.price_model.metrics import rmsle
 
 TRAIN = [("A", "tops", "good", 1.0), ("A", "tops", "good", 1.5), (None, "tops", "used", 2.0),
          ("B", "shoes", "good", 4.0)]

@@ -9,10 +9,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from pricing import catalog_data as cd
-from pricing import matching
-from pricing.config import MatchConfig, load_config
-from pricing.errors import ConfigError
+from pricing.matching import products as matching
+from pricing.platform.config import MatchConfig, load_config
+from pricing.platform.errors import ConfigError
+from pricing.world import catalogue as cd
 
 T0 = datetime(2025, 3, 1, 12, 0, 0)
 SCHEMA = "listing_id long, created_at timestamp, brand string, category string, subcategory string, colour string, " \

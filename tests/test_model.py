@@ -8,7 +8,7 @@ import pytest
 import xgboost as xgb
 from chispa import assert_df_equality
 
-from pricing.model import ALL, Intervals, PricePredictor, conformal_offsets, score_frame
+from pricing.price_model.predictor import ALL, Intervals, PricePredictor, conformal_offsets, score_frame
 
 FEATURES = ("x", "seg")
 

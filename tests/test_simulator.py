@@ -7,9 +7,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from pricing.config import Config
-from pricing.landing import export_lines
-from pricing.simulator import simulate
+from pricing.platform.config import Config
+from pricing.world.export import export_lines
+from pricing.world.simulator import simulate
 
 # Mercari: median price about 17, mean about 27, sd of log1p(price) about 0.75, about 43% without a
 # brand, condition mix 1..5 roughly 43/25/29/2/0.2 %.  Tolerances are what 20k simulated sales can hold.

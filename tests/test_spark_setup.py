@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pricing import spark as spark_mod
-from pricing.errors import SetupError
+from pricing.platform import spark as spark_mod
+from pricing.platform.errors import SetupError
 
 
 def test_missing_jar_cache_says_what_to_run(tmp_path: Path) -> None:

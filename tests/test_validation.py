@@ -14,11 +14,11 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs import validate
-from pricing import delta_io
-from pricing.config import Config
-from pricing.errors import ConfigError, DataQualityError
-from pricing.tables import table
-from pricing.validation import ExpectationSpec, load_suites, resolve
+from pricing.platform import delta_io
+from pricing.platform.config import Config
+from pricing.platform.errors import ConfigError, DataQualityError
+from pricing.platform.tables import table
+from pricing.validation.suites import ExpectationSpec, load_suites, resolve
 
 LISTINGS = "listing_id long, created_at timestamp, list_price double, condition string"
 CONDITIONS = ["new_with_tags", "like_new", "good", "used", "fair"]

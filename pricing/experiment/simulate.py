@@ -12,12 +12,12 @@ Per listing (``simulate_listings``, a row-wise pure function, so it runs unchang
 * the arm's policy shows a suggested price (control: none, i.e. the seller's own price, or the
   champion's; treatment: the challenger's, or a multiplier on the own price); the seller adopts it with
   probability ``adoption_rate``, else keeps the own asking price;
-* outcomes drawn exactly as ``pricing.simulator`` draws them (``pricing.demand``): sold within ``H``
+* outcomes drawn exactly as ``pricing.world.simulator`` draws them (``pricing.world.true_demand``): sold within ``H``
   days, sold price (after the day-14/28 drops and an accepted offer), GMV (sold price, or 0), and days
   on market **capped at H**.  Censoring: an unsold listing counts ``H`` days.  That restricted mean is
   defined for every listing, so arms compare like with like; the mean time to sell *among sold
   listings* would compare different listings in each arm (the treatment changes which ones sell).
-* the expected outcomes under *both* arms (over the adoption and sale draws) from ``pricing.demand``:
+* the expected outcomes under *both* arms (over the adoption and sale draws) from ``pricing.world.true_demand``:
   the true effect is computed from those expectations, never from the realised draws.
 
 ``lost_treatment_share`` drops that share of treatment sellers from the output, the way lost logging
@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pricing.demand import (
+from pricing.world.true_demand import (
     DemandParams,
     ExpectedOutcomes,
     check_horizon,
@@ -274,7 +274,7 @@ class Population:
 def synthetic_population(n_sellers: int, n_listings: int, n_pre_listings: int, seed: int,
                          champion_noise: float = 0.30, challenger_noise: float = 0.15,
                          seller_demand_sd: float = 0.0) -> Population:
-    """A marketplace drawn like ``pricing.simulator``'s, in numpy and in milliseconds.
+    """A marketplace drawn like ``pricing.world.simulator``'s, in numpy and in milliseconds.
 
     Sellers have a skill (experience / 5, capped at 1) that lowers their markup and raises demand; the
     listing count per seller is as skewed as the simulator's (``seller = floor(S U^2)``).  Each category

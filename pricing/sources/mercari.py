@@ -2,8 +2,8 @@
 
 :func:`mercari_landing` returns, per event type (``listing_created``, ``listing_sold``), a DataFrame of
 ``raw_payload string, source_file string, ingested_at timestamp``: the shape the landing-file stream
-produces, so :func:`pricing.ingest.parse`, ``to_bronze`` and ``to_quarantine`` apply unchanged.  Each
-``raw_payload`` is a JSON object matching ``pricing.schemas.LANDING[event_type]``, built in Spark with
+produces, so :func:`pricing.sources.landing.parse`, ``to_bronze`` and ``to_quarantine`` apply unchanged.  Each
+``raw_payload`` is a JSON object matching ``pricing.sources.schemas.LANDING[event_type]``, built in Spark with
 ``to_json`` (no Python UDFs, nothing collected except the header line and one ``max(train_id)``).
 
 Mapping decisions (Mercari has fewer fields than the landing events):
@@ -54,8 +54,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pricing import schemas
-from pricing.errors import ConfigError
+from pricing.platform.errors import ConfigError
+from pricing.sources import schemas
 
 COLUMNS = ("train_id", "name", "item_condition_id", "category_name", "brand_name", "price", "shipping",
            "item_description")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pricing.config import ExperimentConfig, ExperimentMetric, ExperimentPolicy, load_config
-from pricing.errors import ConfigError
 from pricing.experiment.analysis import METRIC_NAMES
 from pricing.experiment.simulate import POLICIES
-from pricing.simulator import HORIZON_DAYS
+from pricing.platform.config import ExperimentConfig, ExperimentMetric, ExperimentPolicy, load_config
+from pricing.platform.errors import ConfigError
+from pricing.world.simulator import HORIZON_DAYS
 
 
 def test_base_config_has_the_experiment_defaults() -> None:

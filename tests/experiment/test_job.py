@@ -16,14 +16,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import experiment as job
-from pricing import delta_io, tracking
-from pricing.cli import main as cli_main
-from pricing.config import Config
-from pricing.errors import ConfigError, DataQualityError, ModelGateError
 from pricing.experiment.analysis import METRIC_NAMES
 from pricing.experiment.frames import Windows, seller_window_totals
 from pricing.experiment.simulate import ExperimentDesign, simulate_listings, synthetic_population
-from pricing.tables import table
+from pricing.platform import delta_io, tracking
+from pricing.platform.config import Config
+from pricing.platform.errors import ConfigError, DataQualityError, ModelGateError
+from pricing.platform.tables import table
+from pricing.workflow.cli import main as cli_main
 
 pytestmark = pytest.mark.slow
 
@@ -209,7 +209,7 @@ def test_model_suggestions_are_the_p50_rounded_to_price_points(spark: SparkSessi
     ``pricing score`` rounds it (endings .00 / .50 / .99)."""
     import xgboost as xgb
 
-    from pricing.model import Intervals, PricePredictor
+    from pricing.price_model.predictor import Intervals, PricePredictor
 
     rng = np.random.default_rng(2)
     X = rng.normal(size=(200, 2)).astype(np.float32)

@@ -13,12 +13,13 @@ from pyspark.sql import functions as F
 
 from features import comparables, listing_features, market_stats, product_matches, training_set
 from jobs import features, generate, ingest, match
-from pricing import delta_io, schemas
-from pricing.config import Config
-from pricing.errors import PricingError
-from pricing.landing import FAULTS, export_lines
-from pricing.simulator import simulate
-from pricing.tables import table
+from pricing.platform import delta_io
+from pricing.platform.config import Config
+from pricing.platform.errors import PricingError
+from pricing.platform.tables import table
+from pricing.sources import schemas
+from pricing.world.export import FAULTS, export_lines
+from pricing.world.simulator import simulate
 
 TINY = ["simulator.n_listings=3000", "simulator.n_sellers=400", "simulator.n_brands=100", "simulator.days=90",
         "simulator.bad_record_rate=0.06"]
@@ -139,7 +140,7 @@ def test_features_refuse_product_matches_older_than_the_listings(runs) -> None: 
 def test_the_match_job_finds_the_simulated_products(spark, tiny, runs) -> None:  # type: ignore[no-untyped-def]
     import mlflow
 
-    from pricing import tracking
+    from pricing.platform import tracking
 
     tracking.setup(tiny)
     m = mlflow.get_run(runs["match2"].info["mlflow_run_id"]).data.metrics
@@ -183,7 +184,7 @@ def test_incremental_feature_build_equals_a_full_rebuild(spark, tiny, runs) -> N
 
 
 def test_landing_from_another_world_is_refused(spark, tiny, runs) -> None:  # type: ignore[no-untyped-def]
-    from pricing.errors import ConfigError
+    from pricing.platform.errors import ConfigError
 
     with pytest.raises(ConfigError, match="seed differ"):
         generate.run(spark, tiny.with_overrides(["simulator.seed=7"]))

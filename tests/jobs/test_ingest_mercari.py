@@ -7,10 +7,10 @@ from pathlib import Path
 from chispa import assert_df_equality
 
 from jobs import ingest
-from pricing import delta_io
-from pricing.cli import main
-from pricing.config import load_config
-from pricing.tables import table
+from pricing.platform import delta_io
+from pricing.platform.config import load_config
+from pricing.platform.tables import table
+from pricing.workflow.cli import main
 
 SAMPLE = Path(__file__).parents[1] / "sources" / "data" / "mercari_sample.tsv"
 

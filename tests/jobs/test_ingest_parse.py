@@ -7,7 +7,7 @@ from datetime import datetime
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from pricing.ingest import parse, to_bronze
+from pricing.sources.landing import parse, to_bronze
 
 GOOD = ('{"event_id":"listing_sold:1","event_type":"listing_sold","event_time":"2025-01-02T10:00:00.000Z",'
         '"listing_id":1,"price":12.5,"currency":"GBP"}')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobs.promote import HoldoutResult, decide
-from pricing.config import PromoteConfig
+from pricing.platform.config import PromoteConfig
 
 GATE = PromoteConfig(min_improvement=0.01, max_segment_regression=0.02, min_segment_rows=100)
 

@@ -12,10 +12,10 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs.recommend import ABOVE, UNDER, WELL, with_band, with_candidates, with_reasons
-from pricing.config import RecommendConfig, ScoreConfig
-from pricing.demand import DemandParams, expected_outcomes
-from pricing.demand_model import ALL, DemandPredictor, choose, recommend_batch
-from pricing.optimisation_eval import best_price, evaluate_batch, summarise
+from pricing.demand_model.estimator import ALL, DemandPredictor, choose, recommend_batch
+from pricing.optimisation.evaluation import best_price, evaluate_batch, summarise
+from pricing.platform.config import RecommendConfig, ScoreConfig
+from pricing.world.true_demand import DemandParams, expected_outcomes
 
 POINTS = (0.0, 0.5, 0.99)
 SCORE = ScoreConfig(min_price=2.0, max_price=500.0, category_bounds={"bags": (20.0, 300.0)}, price_points=POINTS)
@@ -235,7 +235,7 @@ def test_demand_without_an_exploration_experiment_fails_before_any_write(spark, 
     import json
 
     from jobs import demand
-    from pricing.errors import ConfigError
+    from pricing.platform.errors import ConfigError
 
     c = cfg.with_overrides([f"storage.root={tmp_path}"])
     landing = tmp_path / c.ingest.landing_dir
@@ -256,9 +256,9 @@ def test_demand_and_recommend_in_the_small_workflow(spark, cfg, workflow) -> Non
     """What the session's workflow (``pricing run``: ... train, promote, demand, score, recommend) left behind."""
     from mlflow.tracking import MlflowClient
 
-    from pricing import delta_io, tracking
-    from pricing.cli import run_job
-    from pricing.tables import table
+    from pricing.platform import delta_io, tracking
+    from pricing.platform.tables import table
+    from pricing.workflow.runner import run_job
 
     assert list(workflow)[-3:] == ["demand", "score", "recommend"]
     tracking.setup(cfg)

@@ -10,8 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from jobs import promote, train
-from pricing import tracking
-from pricing.config import Config
+from pricing.platform import tracking
+from pricing.platform.config import Config
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +103,7 @@ def test_tuning_runs_each_trial_as_a_nested_run(spark, cfg, workflow) -> None:  
 
 
 def test_too_many_workers_fail_fast_with_a_clear_message(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
-    from pricing.errors import ConfigError
+    from pricing.platform.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"num_workers=3 .* only 2 tasks at once"):
         train.run(spark, cfg.with_overrides(["train.num_workers=3"]))

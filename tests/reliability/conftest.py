@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from pricing.cli import run_job
-from pricing.config import Config
+from pricing.platform.config import Config
+from pricing.workflow.runner import run_job
 from tests.reliability.support import tiny_cfg
 
 REF_JOBS = ("generate", "ingest", "match", "features", "validate", "train", "promote", "score")

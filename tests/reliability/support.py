@@ -19,9 +19,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pricing import delta_io
-from pricing.config import Config, load_config
-from pricing.tables import table
+from pricing.platform import delta_io
+from pricing.platform.config import Config, load_config
+from pricing.platform.tables import table
 
 TINY = [
     "simulator.n_listings=3000", "simulator.n_sellers=300", "simulator.n_brands=40", "simulator.days=90",
@@ -128,12 +128,12 @@ def job_env(**extra: str) -> dict[str, str]:
 
 
 def pricing_cmd(root: Path, job: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pricing.cli", *overrides(root, *extra), job]
+    return [sys.executable, "-m", "pricing.workflow.cli", *overrides(root, *extra), job]
 
 
 def kill_at(cmd: list[str], point: str, workdir: Path, env: dict[str, str] | None = None,
             timeout_s: float = 300) -> str:
-    """Run ``cmd`` with the fault point ``point`` armed (``pricing.faults``); SIGKILL its whole process group
+    """Run ``cmd`` with the fault point ``point`` armed (``pricing.platform.faults``); SIGKILL its whole process group
     (driver, JVM, Python workers) the moment the point is reached; return its output."""
     signal_file = workdir / f"fault-{point}-{time.monotonic_ns()}"
     log = workdir / f"{signal_file.name}.log"
@@ -161,7 +161,7 @@ def kill_at(cmd: list[str], point: str, workdir: Path, env: dict[str, str] | Non
 
 
 def paused_pid(signal_file: Path) -> int | None:
-    """The pid a fault point wrote into its signal file (``pricing.faults``), once written."""
+    """The pid a fault point wrote into its signal file (``pricing.platform.faults``), once written."""
     for _ in range(50):
         text = signal_file.read_text().strip() if signal_file.exists() else ""
         if text:

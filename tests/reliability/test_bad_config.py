@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from pricing import delta_io
-from pricing.cli import main, run_job
-from pricing.errors import ConfigError, MissingTableError, ModelGateError
-from pricing.tables import TableRef, table
+from pricing.platform import delta_io
+from pricing.platform.errors import ConfigError, MissingTableError, ModelGateError
+from pricing.platform.tables import TableRef, table
+from pricing.workflow.cli import main, run_job
 from tests.reliability.support import tiny_cfg
 
 SQL = ["x; DROP TABLE silver.listings", "x`y", "o'hare", 'a"b', "a b", "a--b", "a/*b*/", "a.b"]

@@ -20,11 +20,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import ingest, score
-from pricing import delta_io
-from pricing.config import Config
-from pricing.errors import ConcurrentWriteError, JobLockedError
-from pricing.locks import exclusive
-from pricing.tables import TableRef, table
+from pricing.platform import delta_io
+from pricing.platform.config import Config
+from pricing.platform.errors import ConcurrentWriteError, JobLockedError
+from pricing.platform.locks import exclusive
+from pricing.platform.tables import TableRef, table
 from tests.reliability.support import (
     BRONZE,
     INGEST_TABLES,
@@ -123,7 +123,7 @@ def test_two_ingests_at_once_lose_and_double_nothing(spark: SparkSession, ref: C
 HOLDER = """
 import sys, time
 from pathlib import Path
-from pricing.locks import exclusive
+from pricing.platform.locks import exclusive
 with exclusive(Path(sys.argv[1]), "pricing ingest", 5):
     print("held", flush=True)
     time.sleep(600)

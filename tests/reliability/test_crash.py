@@ -1,5 +1,5 @@
 """Crash mid-write: each writing job runs in its own process and is SIGKILLed at a fault point inside its write
-window (``pricing.faults``).  After each kill: every Delta table reads and holds either its old or its new
+window (``pricing.platform.faults``).  After each kill: every Delta table reads and holds either its old or its new
 version, never part of one; the registry holds no half-registered champion; the re-run completes and its tables
 equal those of the uninterrupted run (``ref``) by content.
 
@@ -15,10 +15,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.promote import load_version
-from pricing import delta_io, tracking
-from pricing.cli import run_job
-from pricing.config import Config
-from pricing.tables import table
+from pricing.platform import delta_io, tracking
+from pricing.platform.config import Config
+from pricing.platform.tables import table
+from pricing.workflow.runner import run_job
 from tests.reliability.support import (
     BRONZE,
     FEATURE_TABLES,

@@ -2,7 +2,7 @@
 SIGKILLed while scoring writes ``ml.price_suggestions``.  Spark reschedules the lost tasks on the other executor:
 the job completes and its rows equal an undisturbed scoring of the same model, each active listing once.
 
-The kill is made deterministic with the fault point ``score.predict`` (``pricing.faults``), armed on the
+The kill is made deterministic with the fault point ``score.predict`` (``pricing.platform.faults``), armed on the
 executors through ``spark.executorEnv``: the first scoring task to arrive pauses (the signal file names its
 process), its worker's whole process group is killed, and the retried task runs through."""
 
@@ -20,9 +20,9 @@ from collections.abc import Iterator
 import pytest
 from pyspark.sql import SparkSession
 
-from pricing import delta_io
-from pricing.config import Config
-from pricing.tables import table
+from pricing.platform import delta_io
+from pricing.platform.config import Config
+from pricing.platform.tables import table
 from tests.cluster_support import Cluster, start_cluster, tail
 from tests.reliability.support import SCORING_DATE, assert_same_rows, overrides, parent, paused_pid
 
@@ -43,7 +43,7 @@ def test_scoring_survives_losing_a_worker(spark: SparkSession, ref: Config, clus
     conf = {"spark.executorEnv.PRICING_FAULT_AT": "score.predict",
             "spark.executorEnv.PRICING_FAULT_SIGNAL": str(signal_file),
             "spark.executor.extraJavaOptions": "-Duser.timezone=UTC -XX:TieredStopAtLevel=1"}
-    cmd = [sys.executable, "-m", "pricing.cli",
+    cmd = [sys.executable, "-m", "pricing.workflow.cli",
            *overrides(ref.state_dir, f"score.scoring_date={DATE}", f"spark.master={cluster.url}",
                       f"spark.conf={json.dumps(conf)}"), "score"]
     log = work / "driver.log"

@@ -15,10 +15,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import ingest
-from pricing import delta_io, schemas
-from pricing.config import Config
-from pricing.ingest import MIN_EVENT_TIME, _reasons, parse, to_bronze
-from pricing.tables import table
+from pricing.platform import delta_io
+from pricing.platform.config import Config
+from pricing.platform.tables import table
+from pricing.sources import schemas
+from pricing.sources.landing import MIN_EVENT_TIME, _reasons, parse, to_bronze
 from tests.reliability.support import tiny_cfg
 
 INGESTED_AT = datetime(2026, 1, 1)

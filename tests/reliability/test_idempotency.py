@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from pricing.cli import run_job
-from pricing.config import Config
+from pricing.platform.config import Config
+from pricing.workflow.runner import run_job
 from tests.reliability.support import assert_same_rows, delta_tables
 
 pytestmark = pytest.mark.slow

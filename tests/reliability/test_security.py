@@ -13,12 +13,12 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
-from pricing import delta_io, tracking
-from pricing.cli import main
-from pricing.config import Config, ScoreConfig
-from pricing.data_docs import CSP, offline
-from pricing.errors import ModelGateError
-from pricing.tables import table
+from pricing.platform import delta_io, tracking
+from pricing.platform.config import Config, ScoreConfig
+from pricing.platform.errors import ModelGateError
+from pricing.platform.tables import table
+from pricing.validation.data_docs import CSP, offline
+from pricing.workflow.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {

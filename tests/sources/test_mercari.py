@@ -10,8 +10,8 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pricing.errors import ConfigError
-from pricing.ingest import parse, to_bronze
+from pricing.platform.errors import ConfigError
+from pricing.sources.landing import parse, to_bronze
 from pricing.sources.mercari import mercari_landing
 
 SAMPLE = Path(__file__).parent / "data" / "mercari_sample.tsv"

@@ -1,0 +1,458 @@
+"""The demand model: P(sold within H days | listing features, price), and the price that serves a seller's
+objective under it.
+
+Two parts, each fitted where the data can identify it:
+
+* **Sale probability at the seller's own price**, ``P0``: an xgboost classifier (trained distributed with
+  ``xgboost.spark`` in ``jobs/demand.py``) on the listing's features, its predicted value and the seller's price
+  relative to that value, ``log(own price / value)`` (monotone decreasing constraint).  Trained on the
+  exploration experiment's control arm: prices as sellers set them.
+* **Price response**: how that probability moves when the same listing's price moves away from the seller's
+  own.  The sale hazard scales as ``(p / own) ** -theta`` (proportional hazards), so
+
+      P(p) = 1 - (1 - P0) ** ((p / own) ** -theta)
+
+  with ``theta >= 0`` per segment (leaf category), estimated by penalised maximum likelihood from the
+  treatment arm's **randomised** price nudges, shrunk toward the overall theta.  Non-increasing in price by
+  construction.  ``theta`` is the elasticity of the cumulative sale hazard: the simulator's per-category
+  ``elasticity`` is the same quantity for one item (see ``pricing.optimisation.evaluation``).
+
+Why not read the price response off the classifier's own slope in ``log(price / value)`` (the **naive**
+fit)?  Sellers know things about their item that the features do not (its hidden quality), and ask more for
+better items, which still sell.  Across listings, a high price relative to the *predicted* value partly
+means a better item, so the observational slope understates how sales fall when the *same* item's price
+rises.  The randomised nudges move the price independently of everything else.  ``identification: naive``
+keeps the classifier's slope (for sources without an experiment); the evaluation shows what it costs.
+
+**Survival** (an active listing that has not sold yet): items differ in ways the features miss, so a listing
+still unsold after ``a`` days is probably a slow seller.  Each item's cumulative sale hazard is its
+classifier-implied mean times a gamma frailty ``Z`` (shape ``k``, mean 1), accumulating over time along a shape
+``g(t)`` (``g(H) = 1``; it carries the marketplace's usual price drops and its end of sales), both estimated
+by maximum likelihood from the treatment arm's sale times (:func:`fit_frailty`).  Unsold after exposure ``g(a)``,
+``Z``'s posterior is gamma with rate ``k + L g(a)``, which lowers the sale probability a relisting at the own
+price has (:func:`survival_update`) before the price response moves it.  The recommendation prices the item
+as if (re)listed now at the candidate price, which is what the evaluation against truth measures too.
+
+The predicted value comes from two value boosters (the price model's recipe, log1p sold price) cross-fitted
+on two halves of the listings (``value_fold``): a listing's value is predicted by the booster that did not
+see its sale.  An in-sample prediction sits closer to the sold price of sold listings than of unsold ones
+and would leak the label into the classifier's most important input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pricing.platform.blobs import read_blobs, write_blobs
+
+ALL = "*"
+"""Elasticity key used for every segment without an estimate of its own."""
+VALUE_COLS = ("log_value", "log_price_to_value")
+"""Classifier inputs appended to the listing features: log predicted value, log(own price / value)."""
+P_EPS = 1e-6
+"""Sale probabilities are kept inside [P_EPS, 1 - P_EPS] before taking logs."""
+INPUT_COLS = ("listing_id", "value_fold", "own_price", "segment")
+"""Besides the listing features, what the predictor reads from a frame: the cross-fitting fold, the seller's own
+price (before any exploration nudge) and the elasticity segment."""
+
+
+def value_fold(listing_id: Column) -> Column:
+    """The listing's cross-fitting half (0 or 1), a stable hash of its id."""
+    return F.pmod(F.xxhash64(F.lit("value-fold"), listing_id), F.lit(2)).cast("int")
+
+
+def segment_key(cols: Sequence[str]) -> Column:
+    """The elasticity segment of a row: its ``cols`` values joined by '/' ('?' for a missing value)."""
+    return F.concat_ws("/", *[F.coalesce(F.col(c).cast("string"), F.lit("?")) for c in cols])
+
+
+# ---- the price response ---------------------------------------------------------------------------------------
+def cumulative_hazard(p: np.ndarray) -> np.ndarray:
+    """``-log(1 - p)``: the cumulative sale hazard over the horizon that gives sale probability ``p``."""
+    return -np.log1p(-np.clip(np.asarray(p, dtype=np.float64), P_EPS, 1.0 - P_EPS))
+
+
+def price_response(p0: np.ndarray, theta: np.ndarray, log_change: np.ndarray) -> np.ndarray:
+    """Sale probability after moving the price by ``log_change`` (log scale) from where it is ``p0``:
+    ``1 - (1 - p0) ** exp(-theta * log_change)``, broadcast; non-increasing in ``log_change`` for theta >= 0."""
+    lam = cumulative_hazard(p0) * np.exp(-np.asarray(theta) * np.asarray(log_change))
+    return -np.expm1(-lam)
+
+
+def cloglog_slope(log_prices: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per row, minus the least-squares slope of ``log(-log(1 - p))`` on log price: the elasticity of the
+    cumulative sale hazard that a demand curve implies (``theta`` for :func:`price_response` curves)."""
+    y = np.log(cumulative_hazard(p))
+    x = np.asarray(log_prices, dtype=np.float64)
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    return -(xc * yc).sum(axis=1) / np.maximum((xc**2).sum(axis=1), 1e-12)
+
+
+def score_terms(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row: the gradient in theta and the Fisher information of the log-likelihood of ``y`` (sold 0/1) under
+    ``P = 1 - exp(-exp(offset - theta * delta))`` (complementary log-log with offset ``log P0``'s hazard)."""
+    lam = np.exp(offset - theta * delta)
+    p = np.clip(-np.expm1(-lam), 1e-300, 1.0)
+    surv = np.exp(-lam)
+    dl_deta = lam * (y * surv / p - (1.0 - y))
+    return -delta * dl_deta, delta**2 * lam**2 * surv / p
+
+
+def fit_theta(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, prior_mean: float = 0.0,
+              prior_sd: float | None = None, iters: int = 50) -> tuple[float, float]:
+    """Penalised maximum-likelihood theta (Fisher scoring) and its information, for one segment in memory.
+
+    ``prior_sd`` None: plain maximum likelihood.  ``jobs/demand.py`` runs the same iteration distributed, summing
+    :func:`score_terms` per segment in Spark."""
+    prec = 0.0 if prior_sd is None else 1.0 / prior_sd**2
+    theta = prior_mean if prior_sd is not None else 1.0
+    info = prec
+    for _ in range(iters):
+        g, i = score_terms(delta, offset, y, theta)
+        grad = float(g.sum()) - prec * (theta - prior_mean)
+        info = float(i.sum()) + prec
+        if info <= 0:
+            break
+        step = grad / info
+        theta += step
+        if abs(step) < 1e-8:
+            break
+    return theta, info
+
+
+# ---- survival: what an unsold listing's time on the market says --------------------------------------------------
+FRAILTY_KNOTS: tuple[float, ...] = (0.0, 7.0, 14.0, 21.0, 28.0, 35.0, 42.0, 50.0, 60.0, 75.0, 90.0, 120.0)
+"""Days at which the cumulative-hazard shape ``g`` is estimated (linear in between, flat after the last)."""
+
+
+def frailty_mean(p: np.ndarray, k: float) -> np.ndarray:
+    """The mean horizon cumulative hazard ``L`` whose gamma(k) mixture sells with probability ``p``:
+    ``1 - (1 + L / k) ** -k = p``."""
+    q = 1.0 - np.clip(np.asarray(p, dtype=np.float64), P_EPS, 1.0 - P_EPS)
+    return k * np.expm1(-np.log(q) / k)
+
+
+def survival_update(p0: np.ndarray, exposure: np.ndarray, k: float | None) -> np.ndarray:
+    """Sale probability within the horizon of a relisting, for an item that stayed unsold through ``exposure``
+    (its cumulative hazard so far, in units of its mean horizon hazard): ``1 - (1 + L / (k + L e)) ** -k``.
+    Equal to ``p0`` at zero exposure or without frailty (``k`` None); falls as the exposure grows."""
+    if k is None:
+        return np.asarray(p0, dtype=np.float64)
+    lam = frailty_mean(p0, k)
+    return -np.expm1(-k * np.log1p(lam / (k + lam * np.asarray(exposure, dtype=np.float64))))
+
+
+def shape_at(days: np.ndarray, knots: Sequence[float], values: Sequence[float]) -> np.ndarray:
+    """``g(days)``: linear between the knots, flat after the last (no evidence of sales that late)."""
+    return np.interp(np.asarray(days, dtype=np.float64), np.asarray(knots), np.asarray(values))
+
+
+def fit_frailty(p_h: np.ndarray, sold_day: np.ndarray, censor_day: np.ndarray, horizon: int,
+                knots: Sequence[float] = FRAILTY_KNOTS) -> tuple[float, np.ndarray]:
+    """Maximum-likelihood gamma frailty shape ``k`` and cumulative-hazard shape ``g`` at ``knots`` (``g(0) = 0``,
+    non-decreasing, ``g(horizon) = 1``) from listings' sale times.
+
+    ``p_h``: each listing's modelled probability of a sale within the horizon (out of sample); ``sold_day``:
+    days from listing to sale (nan: unsold); ``censor_day``: days it was observed.  Survival is
+    ``S(t) = (1 + L g(t) / k) ** -k`` with ``L = frailty_mean(p_h, k)``; a sale counts on its day
+    (``S(d) - S(d + 1)``), an unsold listing as ``S(censor)``."""
+    from scipy.optimize import minimize
+
+    knots_a = np.asarray(knots, dtype=np.float64)
+    sold = np.isfinite(sold_day)
+    d0 = np.where(sold, np.floor(np.nan_to_num(sold_day)), np.asarray(censor_day, dtype=np.float64))
+    d1 = d0 + 1.0
+
+    def shape(raw: np.ndarray) -> np.ndarray:
+        values = np.concatenate([[0.0], np.cumsum(np.logaddexp(0.0, raw))])
+        return values / np.interp(float(horizon), knots_a, values)
+
+    def nll(x: np.ndarray) -> float:
+        k = float(np.exp(x[0]))
+        g = shape(x[1:])
+        lam = frailty_mean(p_h, k)
+        log_s0 = -k * np.log1p(lam * np.interp(d0, knots_a, g) / k)
+        log_s1 = -k * np.log1p(lam * np.interp(d1, knots_a, g) / k)
+        # log(S(d0) - S(d1)) = log S(d0) + log(1 - exp(log S(d1) - log S(d0))), kept finite
+        sale = log_s0 + np.log(np.maximum(-np.expm1(np.minimum(log_s1 - log_s0, -1e-12)), 1e-300))
+        return -float(np.where(sold, sale, log_s0).sum()) / len(p_h)
+
+    x0 = np.concatenate([[np.log(2.0)], np.zeros(len(knots_a) - 1)])
+    res = minimize(nll, x0, method="L-BFGS-B",
+                   bounds=[(np.log(0.05), np.log(200.0))] + [(-30.0, 10.0)] * (len(knots_a) - 1))
+    return float(np.exp(res.x[0])), shape(res.x[1:])
+
+
+# ---- choosing a price -------------------------------------------------------------------------------------------
+def choose(prices: np.ndarray, p_sale: np.ndarray, objective: str, min_revenue_share: float = 0.9) -> np.ndarray:
+    """Index of the chosen candidate per row (``prices`` ascending along axis 1).
+
+    ``revenue``: the highest ``price x p_sale`` (the lowest such price on a tie).  ``sell_through``: among the
+    candidates keeping at least ``min_revenue_share`` of that best revenue, the highest sale probability, and
+    among equally likely ones the highest revenue."""
+    revenue = prices * p_sale
+    if objective == "revenue":
+        return np.argmax(revenue, axis=1)
+    if objective != "sell_through":
+        raise ValueError(f"unknown objective {objective!r}; choose revenue or sell_through")
+    best = revenue.max(axis=1, keepdims=True)
+    ok = revenue >= min_revenue_share * best - 1e-12
+    p = np.where(ok, p_sale, -1.0)
+    top = p.max(axis=1, keepdims=True)
+    return np.argmax(np.where(ok & (p >= top - 1e-12), revenue, -1.0), axis=1)
+
+
+# ---- the predictor ------------------------------------------------------------------------------------------------
+@dataclass
+class DemandPredictor:
+    """Value boosters, the sale classifier and the per-segment price response, on named listing features."""
+
+    features: tuple[str, ...]
+    """Listing features the value boosters and the classifier read (``VALUE_COLS`` are appended for the latter)."""
+    classifier: xgb.Booster
+    value_models: tuple[xgb.Booster, xgb.Booster]
+    """``value_models[k]`` was trained on fold ``k``: a row of fold ``j`` is valued by ``value_models[1 - j]``."""
+    elasticity: Mapping[str, float]
+    """segment -> theta (``ALL``: overall, for segments without their own)."""
+    horizon_days: int
+    realisation: float = 1.0
+    """E[sold price / listed price | sold within the horizon] (price drops, accepted offers): revenue per sale."""
+    identification: str = "exploration"
+    segment_cols: tuple[str, ...] = ("department", "category", "subcategory")
+    """The columns whose values, joined by '/', are the ``elasticity`` keys (``segment_key``)."""
+    frailty_k: float | None = None
+    """Gamma frailty shape (None: no survival update)."""
+    exposure_knots: tuple[float, ...] = ()
+    exposure_values: tuple[float, ...] = ()
+    """The cumulative-hazard shape ``g`` (``g(horizon) = 1``) at ``exposure_knots`` days since listing."""
+
+    def __post_init__(self) -> None:
+        if ALL not in self.elasticity:
+            raise ValueError("the elasticity map needs an overall entry '*'")
+        bad = {k: v for k, v in self.elasticity.items() if not (np.isfinite(v) and v >= 0)}
+        if bad:
+            raise ValueError(f"elasticities must be finite and >= 0 (demand falls with price), got {bad}")
+        if self.identification not in ("exploration", "naive"):
+            raise ValueError(f"unknown identification {self.identification!r}")
+
+    @property
+    def classifier_features(self) -> tuple[str, ...]:
+        return (*self.features, *VALUE_COLS)
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in (*self.features, "value_fold") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"demand model input lacks columns {missing}")
+        return frame[list(self.features)].to_numpy(dtype=np.float32, na_value=np.nan)
+
+    def log_value(self, X: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        """Log predicted value of each row, by the value booster of the other fold."""
+        out = np.empty(len(X))
+        fold = np.asarray(fold)
+        for k in (0, 1):
+            rows = fold != k
+            if rows.any():
+                pred = np.asarray(self.value_models[k].inplace_predict(X[rows]), dtype=np.float64)
+                out[rows] = np.log(np.maximum(np.expm1(pred), 0.01))
+        return out
+
+    def classify(self, X: np.ndarray, log_value: np.ndarray, log_price: np.ndarray) -> np.ndarray:
+        """The classifier's sale probability with the price at ``log_price`` (one per row)."""
+        Z = np.column_stack([X, log_value.astype(np.float32), (log_price - log_value).astype(np.float32)])
+        return np.asarray(self.classifier.inplace_predict(Z), dtype=np.float64)
+
+    def theta(self, segments: np.ndarray | pd.Series) -> np.ndarray:
+        """Each row's theta: its segment's, else the overall one."""
+        return pd.Series(np.asarray(segments, dtype=object)).map(dict(self.elasticity)).fillna(
+            self.elasticity[ALL]).to_numpy(dtype=np.float64)
+
+    def curves(self, frame: pd.DataFrame, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sale probability at each of ``prices`` (n x K) for each row: (served model, naive model).
+
+        The served model is the classifier at the seller's own price moved by the price response
+        (``identification: exploration``), or the classifier's own price slope (``naive``)."""
+        X = self.matrix(frame)
+        lv = self.log_value(X, frame["value_fold"].to_numpy())
+        log_p = np.log(np.asarray(prices, dtype=np.float64))
+        naive = self.naive(frame, X, lv, log_p)
+        if self.identification == "naive":
+            return naive, naive
+        return self.explored(frame, X, lv, log_p), naive
+
+    def naive(self, frame: pd.DataFrame, X: np.ndarray, lv: np.ndarray, log_p: np.ndarray) -> np.ndarray:
+        """The classifier's own price slope, with the same survival update (exposure valued at the own price)."""
+        curve = np.column_stack([self.classify(X, lv, log_p[:, k]) for k in range(log_p.shape[1])])
+        if self.frailty_k is None:
+            return curve
+        own = np.log(frame["own_price"].to_numpy(dtype=np.float64))
+        k = self.frailty_k
+        # The naive view has no experiment: exposure is time at the own price, whatever the nudge.
+        exposed = frailty_mean(self.classify(X, lv, own), k) * self.exposure(frame, np.zeros(len(frame)))
+        return -np.expm1(-k * np.log1p(frailty_mean(curve, k) / (k + exposed[:, None])))
+
+    def explored(self, frame: pd.DataFrame, X: np.ndarray, lv: np.ndarray, log_p: np.ndarray) -> np.ndarray:
+        """The exploration-identified curve: P0 at the own price, moved by the segment's theta."""
+        own = np.log(frame["own_price"].to_numpy(dtype=np.float64))
+        theta = self.theta(frame["segment"])
+        p0 = survival_update(self.classify(X, lv, own), self.exposure(frame, theta), self.frailty_k)
+        return price_response(p0[:, None], theta[:, None], log_p - own[:, None])
+
+    def exposure(self, frame: pd.DataFrame, theta: np.ndarray) -> np.ndarray:
+        """Each row's cumulative hazard so far in units of its mean horizon hazard at the own price: ``g(age)``,
+        scaled by ``(listed price / own price) ** -theta`` (an exploration nudge); 0 without ``age_days``."""
+        if self.frailty_k is None or "age_days" not in frame.columns or not self.exposure_knots:
+            return np.zeros(len(frame))
+        g = shape_at(frame["age_days"].to_numpy(dtype=np.float64, na_value=0.0), self.exposure_knots,
+                     self.exposure_values)
+        if "listed_price" in frame.columns:
+            ratio = frame["listed_price"].to_numpy(dtype=np.float64) / frame["own_price"].to_numpy(dtype=np.float64)
+            g = g * ratio ** -theta
+        return g
+
+    def p_sale(self, frame: pd.DataFrame, prices: np.ndarray) -> np.ndarray:
+        """The served model's sale probability at ``prices`` (n x K)."""
+        X = self.matrix(frame)
+        lv = self.log_value(X, frame["value_fold"].to_numpy())
+        log_p = np.log(np.asarray(prices, dtype=np.float64))
+        if self.identification == "naive":
+            return self.naive(frame, X, lv, log_p)
+        return self.explored(frame, X, lv, log_p)
+
+    # ---- serialisation (Spark broadcasts, MLflow artifacts) -------------------------------------------------
+    def to_bytes(self) -> dict[str, bytes]:
+        meta = {"features": list(self.features), "elasticity": dict(self.elasticity),
+                "horizon_days": self.horizon_days, "realisation": self.realisation,
+                "identification": self.identification, "segment_cols": list(self.segment_cols),
+                "frailty_k": self.frailty_k, "exposure_knots": list(self.exposure_knots),
+                "exposure_values": list(self.exposure_values)}
+        return {"meta": json.dumps(meta).encode(), "classifier": bytes(self.classifier.save_raw("json")),
+                "value0": bytes(self.value_models[0].save_raw("json")),
+                "value1": bytes(self.value_models[1].save_raw("json"))}
+
+    @classmethod
+    def from_bytes(cls, blobs: Mapping[str, bytes]) -> DemandPredictor:
+        meta = json.loads(blobs["meta"])
+
+        def booster(name: str) -> xgb.Booster:
+            b = xgb.Booster()
+            b.load_model(bytearray(blobs[name]))
+            return b
+
+        return cls(tuple(meta["features"]), booster("classifier"), (booster("value0"), booster("value1")),
+                   {k: float(v) for k, v in meta["elasticity"].items()}, int(meta["horizon_days"]),
+                   float(meta["realisation"]), meta["identification"], tuple(meta["segment_cols"]),
+                   meta.get("frailty_k"), tuple(meta.get("exposure_knots", ())),
+                   tuple(meta.get("exposure_values", ())))
+
+    def save(self, folder: Path) -> dict[str, str]:
+        """Write one file per part; returns MLflow ``artifacts`` (name -> path)."""
+        return write_blobs(self.to_bytes(), folder)
+
+    @classmethod
+    def load(cls, artifacts: Mapping[str, str]) -> DemandPredictor:
+        return cls.from_bytes(read_blobs(artifacts))
+
+
+class DemandModel(mlflow.pyfunc.PythonModel):
+    """The registered pyfunc: listing features, ``value_fold``, ``own_price``, ``segment`` and a candidate
+    ``price`` in; ``p_sale`` (sale probability within the horizon at that price) out."""
+
+    predictor: DemandPredictor
+
+    def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
+        self.predictor = DemandPredictor.load(context.artifacts)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+        prices = model_input["price"].to_numpy(dtype=np.float64)[:, None]
+        return pd.DataFrame({"p_sale": self.predictor.p_sale(model_input, prices)[:, 0]})
+
+
+# ---- distributed recommendation -------------------------------------------------------------------------------
+RECOMMEND_SCHEMA = T.StructType([
+    T.StructField("listing_id", T.LongType()),
+    T.StructField("recommended_price", T.DoubleType()),
+    T.StructField("p_sale", T.DoubleType()),
+    T.StructField("expected_revenue", T.DoubleType()),
+    T.StructField("p_sale_current", T.DoubleType()),
+    T.StructField("expected_revenue_current", T.DoubleType()),
+    T.StructField("elasticity", T.DoubleType()),
+    T.StructField("at_lowest", T.BooleanType()),
+    T.StructField("at_highest", T.BooleanType()),
+    T.StructField("naive_price", T.DoubleType()),
+])
+
+
+def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: str, min_revenue_share: float,
+                    with_naive: bool) -> pd.DataFrame:
+    """One Arrow batch: ``candidates`` (an ascending list of prices per row) and ``current_price`` in, the
+    chosen candidate and what the model expects of it out (columns of ``RECOMMEND_SCHEMA``)."""
+    if pdf.empty:
+        return pd.DataFrame({f.name: pd.Series(dtype=object) for f in RECOMMEND_SCHEMA.fields})
+    prices = np.stack(pdf["candidates"].to_numpy()).astype(np.float64)
+    current = pdf["current_price"].to_numpy(dtype=np.float64)
+    grid = np.column_stack([prices, current])
+    if with_naive or predictor.identification == "naive":
+        served_all, naive_all = predictor.curves(pdf, grid)
+    else:
+        served_all, naive_all = predictor.p_sale(pdf, grid), None
+    served, at_current = served_all[:, :-1], served_all[:, -1]
+    idx = choose(prices, served, objective, min_revenue_share)
+    rows = np.arange(len(pdf))
+    chosen = prices[rows, idx]
+    p = served[rows, idx]
+    if predictor.identification == "naive":
+        elasticity = cloglog_slope(np.log(prices), np.clip(served, P_EPS, 1 - P_EPS))
+    else:
+        elasticity = predictor.theta(pdf["segment"])
+    naive_price = np.full(len(pdf), np.nan)
+    if with_naive and naive_all is not None:
+        naive_price = prices[rows, choose(prices, naive_all[:, :-1], objective, min_revenue_share)]
+    k = prices.shape[1]
+    return pd.DataFrame({
+        "listing_id": pdf["listing_id"].to_numpy(), "recommended_price": chosen, "p_sale": p,
+        "expected_revenue": chosen * p * predictor.realisation, "p_sale_current": at_current,
+        "expected_revenue_current": current * at_current * predictor.realisation, "elasticity": elasticity,
+        # Ends of a grid that rounding collapsed (equal prices) are the same bound.
+        "at_lowest": chosen <= prices[:, 0], "at_highest": chosen >= prices[:, k - 1],
+        "naive_price": naive_price if with_naive else np.full(len(pdf), np.nan),
+    })
+
+
+def recommend_frame(df: DataFrame, predictor: DemandPredictor, objective: str, min_revenue_share: float,
+                    with_naive: bool = False) -> DataFrame:
+    """Distributed: one recommendation per row of ``df`` (``INPUT_COLS``, the listing features,
+    ``current_price`` and ``candidates``).  The predictor travels once per executor as a broadcast and each
+    Arrow batch is scored as matrices (no per-row Python)."""
+    spark = df.sparkSession
+    blobs = spark.sparkContext.broadcast(predictor.to_bytes())
+    cols = [*INPUT_COLS, "current_price", "candidates",
+            *[c for c in ("age_days", "listed_price") if c in df.columns]]
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = DemandPredictor.from_bytes(blobs.value)
+        for pdf in batches:
+            yield recommend_batch(model, pdf, objective, min_revenue_share, with_naive)
+
+    return df.select(*cols, *[F.col(c).cast("double") for c in predictor.features]).mapInPandas(run, RECOMMEND_SCHEMA)
+
+
+def as_pandas_input(rows: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+    """The pyfunc's input frame from rows holding the features and ``INPUT_COLS`` (and ``price``)."""
+    out = rows[[*features]].astype("float64")
+    out["value_fold"] = rows["value_fold"].astype("float64")
+    out["own_price"] = rows["own_price"].astype("float64")
+    out["segment"] = rows["segment"].astype(str)
+    out["price"] = rows["price"].astype("float64")
+    return out

@@ -1,0 +1,205 @@
+"""Price optimisation judged against the simulator's true demand (evaluation only: the one place besides tests
+that reads ``truth.listings`` / ``truth.categories`` for the recommendation).
+
+For every recommended listing, the expected revenue within the horizon (``pricing.world.true_demand.expected_outcomes``:
+sale probability, day-14/28 drops, accepted offers) of each pricing policy, listed at that price:
+
+* ``own``: the seller's current price;
+* ``p50``: the price model's suggestion (``score``'s guardrailed, rounded p50);
+* ``optimised``: the recommendation;
+* ``naive``: the recommendation the naive (observational) price response would make;
+
+against two oracles that know the item's true demand:
+
+* ``oracle``: the best price inside the recommendation's own guardrails (the band
+  ``[band_lo, band_hi]``: floor, ceiling and the maximum change from the current price), at any price in the
+  band, not only at price points, so no guardrailed policy can beat it;
+* ``free``: the item's true optimum within the category floor and ceiling only.
+
+Ratios are of sums (revenue-weighted), overall and by segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pricing.platform import catalog, delta_io
+from pricing.platform.config import Config
+from pricing.platform.tables import table
+from pricing.world.true_demand import DemandParams, ExpectedOutcomes, check_horizon, expected_outcomes
+
+POLICIES = ("own", "p50", "optimised", "naive")
+POLICY_PRICE = {"own": "current_price", "p50": "suggested_price", "optimised": "recommended_price",
+                "naive": "naive_price"}
+"""Policy -> the input column holding the price it lists at."""
+TRUTH_COLS = ("log_fair_value", "elasticity", "base_hazard", "demand_bonus")
+SEGMENT_DIMS = ("department", "category", "price_band", "listing_age", "limited_by")
+"""Segment columns of the evaluation input, besides the overall row."""
+INVPHI = (np.sqrt(5.0) - 1.0) / 2.0
+FREE_SPAN = 3.0
+"""The unconstrained oracle searches log fair value +- this (and the floor and ceiling): the revenue-optimal
+price of the simulator's demand lies well inside (about -0.7 .. +0.2 of log fair value)."""
+
+
+def params_of(pdf: pd.DataFrame) -> DemandParams:
+    return DemandParams(*(pdf[c].to_numpy(dtype=np.float64) for c in TRUTH_COLS))
+
+
+def _column(params: DemandParams) -> DemandParams:
+    return DemandParams(*(np.asarray(getattr(params, f))[:, None] for f in
+                          ("log_fair_value", "elasticity", "base_hazard", "demand_bonus")))
+
+
+def best_price(params: DemandParams, lo: np.ndarray, hi: np.ndarray, horizon_days: int, grid: int = 201,
+               refine: int = 40) -> np.ndarray:
+    """Per row, the price in ``[lo, hi]`` with the highest true expected revenue within the horizon.
+
+    A log-spaced grid, then golden-section search on the grid cell pair around the best point; the refined
+    price is kept only where it beats the grid's best, so the result is never worse than the grid's."""
+    check_horizon(horizon_days)
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.maximum(np.asarray(hi, dtype=np.float64), lo)
+    col = _column(params)
+
+    def gmv(log_p: np.ndarray) -> np.ndarray:
+        return expected_outcomes(np.exp(log_p), col if log_p.ndim == 2 else params, horizon_days).gmv
+
+    t = np.linspace(0.0, 1.0, grid)
+    a0, b0 = np.log(lo), np.log(hi)
+    log_grid = a0[:, None] + (b0 - a0)[:, None] * t[None, :]
+    values = gmv(log_grid)
+    rows = np.arange(len(lo))
+    i = values.argmax(axis=1)
+    best_x, best_v = log_grid[rows, i], values[rows, i]
+    a = log_grid[rows, np.maximum(i - 1, 0)]
+    b = log_grid[rows, np.minimum(i + 1, grid - 1)]
+    c, d = b - INVPHI * (b - a), a + INVPHI * (b - a)
+    fc, fd = gmv(c), gmv(d)
+    for _ in range(refine):
+        left = fc >= fd
+        b = np.where(left, d, b)
+        a = np.where(left, a, c)
+        c2, d2 = b - INVPHI * (b - a), a + INVPHI * (b - a)
+        c, d = np.where(left, c2, d), np.where(left, c, d2)
+        new = gmv(np.where(left, c, d))
+        fc, fd = np.where(left, new, fd), np.where(left, fc, new)
+    x = (a + b) / 2.0
+    v = gmv(x)
+    return np.exp(np.where(v > best_v, x, best_x))
+
+
+EVAL_SCHEMA = T.StructType([
+    T.StructField("listing_id", T.LongType()),
+    *[T.StructField(f"{k}_{p}", T.DoubleType()) for p in (*POLICIES, "oracle", "free") for k in ("gmv", "sold")],
+    T.StructField("oracle_price", T.DoubleType()),
+    T.StructField("free_price", T.DoubleType()),
+])
+
+
+def evaluate_batch(pdf: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """Per listing: true expected revenue (``gmv_*``) and sale probability (``sold_*``) within the horizon of
+    each policy's price and of both oracles.  A policy without a price (null) gets nan."""
+    params = params_of(pdf)
+    out: dict[str, np.ndarray] = {"listing_id": pdf["listing_id"].to_numpy()}
+
+    def put(name: str, e: ExpectedOutcomes) -> None:
+        out[f"gmv_{name}"], out[f"sold_{name}"] = e.gmv, e.p_sold
+
+    for policy in POLICIES:
+        price = pdf[POLICY_PRICE[policy]].to_numpy(dtype=np.float64, na_value=np.nan)
+        e = expected_outcomes(np.where(np.isnan(price), 1.0, price), params, horizon_days)
+        put(policy, ExpectedOutcomes(*(np.where(np.isnan(price), np.nan, a) for a in (e.p_sold, e.days_on_market,
+                                                                                        e.gmv))))
+    oracle = best_price(params, pdf["band_lo"].to_numpy(dtype=np.float64), pdf["band_hi"].to_numpy(dtype=np.float64),
+                        horizon_days)
+    floor, ceiling = pdf["floor"].to_numpy(dtype=np.float64), pdf["ceiling"].to_numpy(dtype=np.float64)
+    lfv = params.log_fair_value
+    free = best_price(params, np.clip(np.exp(lfv - FREE_SPAN), floor, ceiling),
+                      np.clip(np.exp(lfv + FREE_SPAN), floor, ceiling), horizon_days)
+    put("oracle", expected_outcomes(oracle, params, horizon_days))
+    put("free", expected_outcomes(free, params, horizon_days))
+    out["oracle_price"], out["free_price"] = oracle, free
+    return pd.DataFrame(out)
+
+
+def price_band(price: Column) -> Column:
+    return (F.when(price < 10, "<10").when(price < 25, "10-25").when(price < 50, "25-50")
+            .when(price < 100, "50-100").otherwise("100+"))
+
+
+def listing_age(days: Column) -> Column:
+    return F.when(days < 14, "<14d").when(days < 60, "14-59d").otherwise("60d+")
+
+
+def per_listing(spark: SparkSession, cfg: Config, inputs: DataFrame, horizon_days: int) -> DataFrame:
+    """``inputs`` (listing_id, the policy prices, band_lo/hi, floor, ceiling, segment columns) joined to the
+    listings' true demand, evaluated per listing (``EVAL_SCHEMA`` plus the segment columns)."""
+    truth = delta_io.read(spark, table(cfg, catalog.TRUTH_LISTINGS)).select("listing_id", *TRUTH_COLS)
+    cols = ["listing_id", *POLICY_PRICE.values(), "band_lo", "band_hi", "floor", "ceiling"]
+    frame = inputs.select(*[F.col(c).cast("double") if c != "listing_id" else F.col(c) for c in cols]).join(
+        truth, "listing_id")
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for pdf in batches:
+            yield evaluate_batch(pdf, horizon_days)
+
+    return frame.mapInPandas(run, EVAL_SCHEMA).join(inputs.select("listing_id", *SEGMENT_DIMS), "listing_id")
+
+
+def summarise(evaluated: DataFrame) -> pd.DataFrame:
+    """Ratios per segment (``segment``, ``value``): revenue of each policy over the guardrailed oracle's
+    (``*_ratio``) and over the free oracle's (``*_ratio_free``), sale probabilities, and what the guardrails
+    cost (``guardrail_ratio`` = oracle / free).  Rows: ``overall / all`` and one per value of each dimension."""
+    pairs = F.array(F.struct(F.lit("overall").alias("segment"), F.lit("all").alias("value")),
+                    *[F.struct(F.lit(d).alias("segment"), F.coalesce(F.col(d), F.lit("none")).alias("value"))
+                      for d in SEGMENT_DIMS])
+    names = [*POLICIES, "oracle", "free"]
+    sums = (evaluated.select(F.explode(pairs).alias("s"), *[f"gmv_{p}" for p in names],
+                             *[f"sold_{p}" for p in names])
+            .groupBy("s.segment", "s.value")
+            .agg(F.count("*").alias("listings"), *[F.sum(f"gmv_{p}").alias(f"gmv_{p}") for p in names],
+                 *[F.avg(f"sold_{p}").alias(f"sold_{p}") for p in names]).toPandas())
+    out = sums[["segment", "value", "listings"]].copy()
+    out["oracle_revenue"] = sums["gmv_oracle"]
+    out["free_revenue"] = sums["gmv_free"]
+    for p in POLICIES:
+        out[f"{p}_ratio"] = sums[f"gmv_{p}"] / sums["gmv_oracle"]
+        out[f"{p}_ratio_free"] = sums[f"gmv_{p}"] / sums["gmv_free"]
+    out["guardrail_ratio"] = sums["gmv_oracle"] / sums["gmv_free"]
+    for p in names:
+        out[f"{p}_sell_through"] = sums[f"sold_{p}"]
+    order = {d: i for i, d in enumerate(("overall", *SEGMENT_DIMS))}
+    return out.sort_values(["segment", "value"], key=lambda s: s.map(order) if s.name == "segment" else s
+                           ).reset_index(drop=True)
+
+
+def elasticity_against_truth(spark: SparkSession, cfg: Config, estimates: pd.DataFrame,
+                             segment_cols: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, float]] | None:
+    """Per leaf category, the estimated elasticities (``estimates``: ``segment`` = the ``segment_cols`` values
+    joined by '/', ``rows`` and one column per estimator) beside the simulator's true ``elasticity``; summary
+    metrics (listing-weighted means, mean absolute error, correlation) per estimator.  None when the segments
+    are not the simulator's leaf categories or its truth is absent."""
+    ref = table(cfg, catalog.TRUTH_CATEGORIES)
+    if tuple(segment_cols) != ("department", "category", "subcategory") or not delta_io.exists(spark, ref):
+        return None
+    truth = delta_io.read(spark, ref).select(
+        F.concat_ws("/", "department", "category", "subcategory").alias("segment"),
+        F.col("elasticity").alias("true_elasticity")).toPandas()
+    joined = estimates.merge(truth, on="segment", how="inner")
+    if joined.empty:
+        return None
+    w = joined["rows"].to_numpy(dtype=np.float64)
+    true = joined["true_elasticity"].to_numpy()
+    summary = {"true_mean": float(np.average(true, weights=w)), "segments": float(len(joined))}
+    for est in [c for c in estimates.columns if c not in ("segment", "rows")]:
+        x = joined[est].to_numpy(dtype=np.float64)
+        summary[f"{est}_mean"] = float(np.average(x, weights=w))
+        summary[f"{est}_mae"] = float(np.average(np.abs(x - true), weights=w))
+        summary[f"{est}_corr"] = float(np.corrcoef(x, true)[0, 1]) if len(joined) > 2 else float("nan")
+    return joined, summary

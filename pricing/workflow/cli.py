@@ -1,0 +1,81 @@
+"""The ``pricing`` command: one subcommand per job, and ``run`` for the whole workflow.
+
+    pricing [--env local|dev|prod] [--set section.key=value ...] <job>
+    pricing run [--job pricing_training|pricing_scoring] [--from TASK]
+    pricing ingest --format mercari PATH      (load a Mercari Price Suggestion .tsv instead)
+    pricing experiment simulate|analyse|design  (A/B tests of pricing policies; README: Experiments)
+
+Every job is ``jobs.<name>.run(spark, cfg) -> JobSummary``: the CLI, the tests and the Databricks
+tasks call that same function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from pricing.platform.config import load_config
+from pricing.platform.errors import PricingError
+from pricing.workflow.dag import run_workflow
+from pricing.workflow.runner import JOBS, run_job
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pricing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default=None, help="configuration environment: local (default), dev, prod")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set simulator.n_listings=10000 (repeatable)")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in JOBS:
+        doc = (importlib.import_module(f"jobs.{name}").__doc__ or "").strip().splitlines()[0]
+        job = sub.add_parser(name, help=doc)
+        if name == "ingest":
+            job.add_argument("--format", dest="source", choices=("simulator", "mercari"), default=None,
+                             help="input format (default: ingest.source from config)")
+            job.add_argument("path", nargs="?", default=None,
+                             help="input file for file formats, e.g. a Mercari train.tsv")
+    exp = sub.add_parser("experiment", help="pricing-policy A/B tests: simulate, analyse or design one")
+    exp.add_argument("action", choices=("simulate", "analyse", "analyze", "design"),
+                     help="simulate: outcomes of a seller-randomised experiment; analyse: effects, SRM, CUPED "
+                          "-> ml.experiment_results + MLflow report; design: power / sample size from history")
+    r = sub.add_parser("run", help="run the whole workflow (the bundle's task graph) in dependency order")
+    r.add_argument("--from", dest="from_task", default=None, help="resume from this task")
+    r.add_argument("--job", default="pricing_training", help="which bundle job's task graph to run")
+    r.add_argument("--report", default=None, type=Path, metavar="FILE",
+                   help="write each finished task's start, seconds and summary to this JSON file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = list(args.set)
+    if getattr(args, "source", None):
+        overrides.append(f"ingest.source={args.source}")
+    if getattr(args, "path", None):
+        overrides.append(f"ingest.path={Path(args.path).resolve()}")
+    try:
+        cfg = load_config(args.env, overrides)
+        from pricing.platform.spark import get_spark
+
+        if args.command == "experiment":
+            from jobs.experiment import run as run_experiment
+
+            spark = get_spark(cfg, app_name="pricing-experiment")
+            action = "analyse" if args.action == "analyze" else args.action
+            print(run_experiment(spark, cfg, action).render(), flush=True)
+        elif args.command == "run":
+            spark = get_spark(cfg, app_name="pricing-run")
+            run_workflow(spark, cfg, job=args.job, from_task=args.from_task, report=args.report)
+        else:
+            spark = get_spark(cfg, app_name=f"pricing-{args.command}")
+            run_job(args.command, spark, cfg)
+    except PricingError as exc:
+        print(f"pricing {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
