@@ -19,21 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs.train import (
-    EVAL_COLS,
-    _scored,
-    assemble,
-    booster_params,
-    features_of,
-    fit_predictor,
-    labelled,
-    time_split,
-)
 from pricing.platform import catalog, delta_io
 from pricing.platform.config import load_config
 from pricing.platform.spark import get_spark
 from pricing.platform.tables import table
 from pricing.price_model.evaluation import overall_metrics
+from pricing.price_model.training import (
+    EVAL_COLS,
+    assemble,
+    booster_params,
+    features_of,
+    fit_predictor,
+    labelled,
+    score_with_labels,
+    time_split,
+)
 
 VARIANTS = {
     "conformal, global": ["train.intervals=conformal", "train.interval_segment=none"],
@@ -59,7 +59,7 @@ def main() -> None:
         t0 = time.time()
         predictor, _, fit_s = fit_predictor(spark, vcfg, split, assembled, booster_params(vcfg.train))
         total_s = time.time() - t0
-        test = _scored(split.test, predictor, EVAL_COLS)
+        test = score_with_labels(split.test, predictor, EVAL_COLS)
         m = overall_metrics(test)
         inside = (test["label"] >= test["p10_log"]) & (test["label"] <= test["p90_log"])
         by_cat = inside.groupby(test["category"]).agg(["mean", "size"])

@@ -23,8 +23,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.match import build, scores_against
 from pricing.matching import products as matching
+from pricing.matching.build import build, scores_against
 from pricing.platform.config import Config, load_config
 from pricing.platform.spark import get_spark
 from pricing.world.simulator import simulate

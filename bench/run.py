@@ -157,12 +157,12 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
     from pyspark.sql import functions as F
 
     from features.training_set import MODEL_FEATURES
-    from jobs.promote import load_version
-    from jobs.train import booster_params, labelled, time_split
     from pricing.platform import delta_io, tracking
     from pricing.platform.config import load_config
     from pricing.platform.spark import get_spark
     from pricing.platform.tables import table
+    from pricing.price_model.promotion import load_version
+    from pricing.price_model.training import booster_params, labelled, time_split
 
     cfg = load_config("local", size_overrides(n, root))
     spark = get_spark(cfg, app_name="bench-alternatives")

@@ -31,13 +31,13 @@ import xgboost as xgb
 from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import functions as F
 
-from jobs.promote import load_version
-from jobs.score import champion_version
 from pricing.platform import catalog, delta_io, tracking
 from pricing.platform.config import load_config
 from pricing.platform.spark import get_spark
 from pricing.platform.tables import table
 from pricing.price_model.predictor import score_frame
+from pricing.price_model.promotion import load_version
+from pricing.price_model.scoring import champion_version
 
 
 def main() -> None:

@@ -10,11 +10,14 @@ and for evaluation, never for features.
 
 from __future__ import annotations
 
+from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from features.spec import FeatureSpec
-from pricing.platform import catalog
-from pricing.platform.config import MatchConfig
+from features.store import ingested_through
+from pricing.platform import catalog, delta_io
+from pricing.platform.config import Config, MatchConfig
+from pricing.platform.tables import table
 
 _match_cols: list[tuple[str, T.DataType, str]] = [
     ("listing_id", T.LongType(), "Listing id."),
@@ -55,3 +58,7 @@ def params(cfg: MatchConfig) -> dict[str, object]:
     """What the pairs depend on besides the listings (part of both tables' fingerprints, and of the
     comparable-sales table's): a changed setting rebuilds them in full."""
     return {"match": cfg.model_dump(mode="json", exclude={"max_cluster_iterations"})}
+
+def listings_watermark(spark: SparkSession, cfg: Config) -> str:
+    """The latest ``bronze.listings_raw`` ingestion time: what silver's listings (and so the matches) reflect."""
+    return ingested_through(delta_io.read(spark, table(cfg, catalog.BRONZE_LISTINGS_RAW))) or "1970-01-01 00:00:00.000000"

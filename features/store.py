@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from features.spec import FeatureSpec
 from pricing.platform import delta_io
@@ -18,7 +19,14 @@ from pricing.platform.config import Config
 from pricing.platform.tables import TableRef, table
 
 WATERMARK = "pricing.watermark"
+WATERMARK_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+"""Watermarks are strings in this format, so that they compare in time order."""
 SPEC_HASH = "pricing.spec_hash"
+
+
+def ingested_through(df: DataFrame) -> str | None:
+    """The latest ``ingested_at`` of ``df`` as a watermark string; None when ``df`` is empty."""
+    return df.agg(F.date_format(F.max("ingested_at"), WATERMARK_FORMAT)).first()[0]  # type: ignore[index]
 
 
 def _sql_string(s: str) -> str:

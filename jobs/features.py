@@ -10,71 +10,17 @@ rebuild (tests/jobs/test_features_incremental.py proves it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from features import comparables, listing_features, market_stats, product_matches, training_set
+from features.build import bronze_events, changes_since, fresh_matches
 from features.spec import FeatureSpec
-from features.store import watermark, write_features
+from features.store import ingested_through, watermark, write_features
 from pricing.platform import catalog, delta_io, faults
 from pricing.platform.config import Config
-from pricing.platform.errors import PricingError
 from pricing.platform.summary import JobSummary
 from pricing.platform.tables import table
-from pricing.sources import schemas
-
-TS_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
-"""Timestamps cross into Python as strings in the session time zone (UTC), never as naive datetimes."""
-
-
-@dataclass(frozen=True)
-class Changes:
-    since: str | None
-    """Start of the earliest day touched by data ingested after the watermark; None = full build."""
-    touched: DataFrame | None
-    """listing_id of every event ingested after the watermark."""
-
-
-def _bronze(spark: SparkSession, cfg: Config) -> DataFrame:
-    frames = [delta_io.read(spark, table(cfg, t)).select("listing_id", "event_time", "ingested_at")
-              for t in schemas.BRONZE_TABLE.values()]
-    out = frames[0]
-    for f in frames[1:]:
-        out = out.unionByName(f)
-    return out
-
-
-def changes_since(bronze: DataFrame, mark: str | None) -> Changes | None:
-    """What to rebuild for a table built through ``mark``; None when nothing new arrived."""
-    if mark is None:
-        return Changes(None, None)
-    new = bronze.where(F.col("ingested_at") > F.lit(mark).cast("timestamp"))
-    earliest = new.agg(F.date_format(F.date_trunc("day", F.min("event_time")), TS_FORMAT)).first()[0]
-    if earliest is None:
-        return None
-    return Changes(earliest, new.select("listing_id").distinct())
-
-
-def fresh_matches(spark: SparkSession, cfg: Config) -> DataFrame:
-    """``features.product_matches``, refused unless built with the current match settings through the latest
-    listings: comparables from stale matches would miss new listings' pairs for good (an incremental build
-    never revisits them)."""
-    from jobs.match import listings_watermark
-
-    ref = table(cfg, product_matches.MATCHES_SPEC.name)
-    fix = "run `pricing match` first (or set features.comparables=false)"
-    if not delta_io.exists(spark, ref):
-        raise PricingError(f"features.comparables is on but {ref} does not exist: {fix}")
-    built = watermark(spark, cfg, product_matches.MATCHES_SPEC, product_matches.params(cfg.match))
-    if built is None:
-        raise PricingError(f"{ref} was built with other match settings than the current config: {fix}")
-    need = listings_watermark(spark, cfg)
-    if built < need:
-        raise PricingError(f"{ref} is stale: built from listings ingested through {built}, but listings were "
-                           f"ingested through {need}: {fix}")
-    return delta_io.read(spark, ref)
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
@@ -82,8 +28,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     listings = delta_io.read(spark, table(cfg, catalog.SILVER_LISTINGS))
     sales = delta_io.read(spark, table(cfg, catalog.SILVER_SALES))
     price_changes = delta_io.read(spark, table(cfg, catalog.BRONZE_PRICE_CHANGES_RAW))
-    bronze = _bronze(spark, cfg)
-    built_through = bronze.agg(F.date_format(F.max("ingested_at"), TS_FORMAT)).first()[0] or "1970-01-01 00:00:00"
+    bronze = bronze_events(spark, cfg)
+    built_through = ingested_through(bronze) or "1970-01-01 00:00:00"
     summary.rows_in = {catalog.SILVER_LISTINGS.logical: listings.count(), catalog.SILVER_SALES.logical: sales.count()}
     params = {"sold_within_days": cfg.features.sold_within_days, "shrinkage_k": cfg.features.shrinkage_k,
               # training_set is rebuilt in full when an upstream table's definition changes

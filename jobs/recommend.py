@@ -19,110 +19,35 @@ ml.recommendation_eval.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import mlflow
-import numpy as np
-import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.demand import exploration_design, load_demand_version, with_demand_inputs
-from jobs.promote import load_version
-from jobs.score import SUPPORT_COL, apply_guardrails, bounds, champion_version, round_to_price_points
 from pricing.demand_model.estimator import DemandPredictor, recommend_frame
-from pricing.optimisation import plots as optimisation_plots
+from pricing.demand_model.training import exploration_design, load_demand_version, with_demand_inputs
+from pricing.optimisation.recommend import (
+    EVAL_OUTPUT,
+    OUTPUT,
+    catalogue,
+    demand_champion,
+    evaluate_policies,
+    log_recommend_run,
+    recommendation_stats,
+    replace_date,
+    with_band,
+    with_candidates,
+    with_reasons,
+)
 from pricing.platform import catalog, delta_io, tracking
-from pricing.platform.config import Config, RecommendConfig, ScoreConfig
-from pricing.platform.errors import ConfigError, ModelGateError
+from pricing.platform.config import Config
+from pricing.platform.errors import ConfigError
 from pricing.platform.summary import JobSummary
-from pricing.platform.tables import TableRef, table
+from pricing.platform.tables import table
 from pricing.price_model.predictor import score_frame
+from pricing.price_model.promotion import load_version
+from pricing.price_model.scoring import SUPPORT_COL, apply_guardrails, champion_version
 from pricing.world.true_demand import HORIZON_DAYS
-
-OUTPUT = catalog.ML_PRICE_RECOMMENDATIONS
-EVAL_OUTPUT = catalog.ML_RECOMMENDATION_EVAL
-ABOVE, UNDER, WELL = "priced above market", "under-priced", "well priced"
-
-
-def demand_champion(cfg: Config) -> int:
-    """The version the demand model's `champion` points at, checked against the one the workflow handed over."""
-    return tracking.checked_champion(cfg.mlflow.demand_model_name, cfg.recommend.demand_version,
-                                     what="demand model", missing="run `pricing demand` first",
-                                     handed_over="this workflow's demand task left",
-                                     rerun="re-run demand and recommend")
-
-
-def with_band(s: ScoreConfig, max_change: float):  # type: ignore[no-untyped-def]
-    """Adds ``floor``, ``ceiling`` (the category's), the allowed band ``[band_lo, band_hi]`` (at most
-    ``max_change`` from ``current_price``, inside floor and ceiling, which win when the two disagree) and what
-    sets each end (``lo_by``, ``hi_by``: max_change, floor or ceiling)."""
-    def step(df: DataFrame) -> DataFrame:
-        floor, ceiling = bounds(F.col("category"), s)
-        lo, hi = F.col("current_price") * (1.0 - max_change), F.col("current_price") * (1.0 + max_change)
-        return (df.withColumn("floor", floor).withColumn("ceiling", ceiling)
-                .withColumn("band_lo", F.least(F.greatest(lo, F.col("floor")), F.col("ceiling")))
-                .withColumn("band_hi", F.greatest(F.least(hi, F.col("ceiling")), F.col("floor")))
-                .withColumn("lo_by", F.when(lo < F.col("floor"), "floor").when(lo > F.col("ceiling"), "ceiling")
-                            .otherwise("max_change"))
-                .withColumn("hi_by", F.when(hi > F.col("ceiling"), "ceiling").when(hi < F.col("floor"), "floor")
-                            .otherwise("max_change")))
-
-    return step
-
-
-def with_candidates(grid_size: int, points: tuple[float, ...]):  # type: ignore[no-untyped-def]
-    """Adds ``candidates``: ``grid_size`` log-spaced prices from ``band_lo`` to ``band_hi``, each rounded to the
-    nearest price point inside the band (``score``'s rounding), ascending."""
-    def step(df: DataFrame) -> DataFrame:
-        lo, hi = F.log("band_lo"), F.log("band_hi")
-
-        def candidate(i: Column) -> Column:
-            raw = F.exp(lo + (hi - lo) * i.cast("double") / float(grid_size - 1))
-            return round_to_price_points(raw, points, F.col("band_lo"), F.col("band_hi"))
-
-        return df.withColumn("candidates", F.transform(F.sequence(F.lit(0), F.lit(grid_size - 1)), candidate))
-
-    return step
-
-
-def with_reasons(r: RecommendConfig) -> Any:
-    """Adds ``price_change`` (recommended / current - 1), ``reason_code`` and ``limited_by`` (which guardrail
-    the recommendation sits on: max_change, floor, ceiling; null when it is inside the band)."""
-    def step(df: DataFrame) -> DataFrame:
-        change = F.col("recommended_price") / F.col("current_price") - 1.0
-        return (df.withColumn("price_change", change)
-                .withColumn("reason_code", F.when(change < -r.reason_tolerance, ABOVE)
-                            .when(change > r.reason_tolerance, UNDER).otherwise(WELL))
-                .withColumn("limited_by", F.when(F.col("at_lowest"), F.col("lo_by"))
-                            .when(F.col("at_highest"), F.col("hi_by"))))
-
-    return step
-
-
-def catalogue(spark: SparkSession, cfg: Config) -> tuple[DataFrame, TableRef, int, int]:
-    """Every active listing's features as of listing time (``features.training_set``, as ``score`` reads them)
-    with its current price; fails before any write when an active listing has no features."""
-    feat_ref = table(cfg, catalog.TRAINING_SET)
-    feat_version = delta_io.version(spark, feat_ref)
-    feats = delta_io.read(spark, feat_ref, version=feat_version).where("status = 'active'")
-    active = delta_io.read(spark, table(cfg, catalog.SILVER_LISTINGS)).where("status = 'active'").select(
-        "listing_id", "current_price")
-    cat = feats.join(active, "listing_id").where(F.col("current_price") > 0)
-    n_active, n_cat = active.count(), cat.count()
-    if n_cat != n_active:
-        raise ModelGateError(f"{n_active - n_cat:,} of {n_active:,} active listings have no features (or no "
-                             f"positive price) in {feat_ref} @ v{feat_version}: run `pricing features` first "
-                             f"(nothing was written)")
-    return cat, feat_ref, feat_version, n_active
-
-
-def _replace_date(spark: SparkSession, df: DataFrame, ref: TableRef, scoring_date: Any) -> int:
-    delta_io.overwrite(df, ref, replace_where=f"scoring_date = DATE'{scoring_date.isoformat()}'")
-    return delta_io.version(spark, ref)
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
@@ -171,7 +96,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         F.lit(scoring_date).cast("date").alias("scoring_date"), F.lit(now).alias("scored_at"))
     ref = table(cfg, OUTPUT)
     t0 = datetime.now(UTC)
-    summary.tables[OUTPUT] = _replace_date(spark, out, ref, scoring_date)
+    summary.tables[OUTPUT] = replace_date(spark, out, ref, scoring_date)
     write_s = (datetime.now(UTC) - t0).total_seconds()
     written = delta_io.read(spark, ref).where(F.col("scoring_date") == F.lit(scoring_date))
     stats = recommendation_stats(written)
@@ -179,7 +104,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     if evaluate:
         evaluation = evaluate_policies(spark, cfg, full, predictor.horizon_days, demand_v, scoring_date, now)
         summary.tables[EVAL_OUTPUT] = evaluation[1]
-    run_id = _log_run(cfg, stats, evaluation[0] if evaluation else None, demand_v, price_v, scoring_date)
+    run_id = log_recommend_run(cfg, stats, evaluation[0] if evaluation else None, demand_v, price_v, scoring_date)
     full.unpersist()
     summary.rows_in["active_listings"] = n_active
     summary.rows_out[OUTPUT] = int(stats["rows"])
@@ -201,69 +126,3 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
                                           for p in ("own", "p50", "optimised", "naive")}
     summary.task_values["recommended"] = int(stats["rows"])
     return summary.finish()
-
-
-def recommendation_stats(df: DataFrame) -> dict[str, float]:
-    """Rows, reason shares, guardrail share, price change and the demand model's own expected uplift."""
-    row = df.agg(
-        F.count("*").alias("rows"),
-        *[F.sum((F.col("reason_code") == F.lit(c)).cast("int")).alias(f"reason_{c}") for c in (ABOVE, UNDER, WELL)],
-        F.sum(F.col("limited_by").isNotNull().cast("int")).alias("limited"),
-        F.avg("price_change").alias("mean_price_change"),
-        F.expr("percentile_approx(price_change, 0.5)").alias("median_price_change"),
-        F.avg("p_sale").alias("mean_p_sale"), F.avg("p_sale_current").alias("mean_p_sale_current"),
-        F.sum("expected_revenue").alias("expected_revenue"),
-        F.sum("expected_revenue_current").alias("expected_revenue_current"),
-    ).first().asDict()
-    rows = max(row["rows"], 1)
-    out = {k: float(v or 0.0) for k, v in row.items()}
-    for c in (ABOVE, UNDER, WELL):
-        out[f"reason_{c}_share"] = out[f"reason_{c}"] / rows
-    out["limited_share"] = out["limited"] / rows
-    out["model_revenue_uplift"] = out["expected_revenue"] / max(out["expected_revenue_current"], 1e-9) - 1.0
-    return {k.replace(" ", "_").replace("-", "_"): v for k, v in out.items()}
-
-
-def evaluate_policies(spark: SparkSession, cfg: Config, full: DataFrame, horizon: int, demand_v: int,
-                      scoring_date: Any, now: datetime) -> tuple[pd.DataFrame, int]:
-    """Evaluation only: each policy's true expected revenue against the oracles, per segment -> EVAL_OUTPUT."""
-    from pricing.optimisation import evaluation as ev
-
-    reference = full.agg(F.max("created_at")).first()[0]
-    days = (F.lit(reference).cast("timestamp").cast("double") - F.col("created_at").cast("double")) / 86400.0
-    inputs = full.select("listing_id", "current_price", "suggested_price", "recommended_price", "naive_price",
-                         "band_lo", "band_hi", "floor", "ceiling", "department", "category",
-                         ev.price_band(F.col("current_price")).alias("price_band"),
-                         ev.listing_age(days).alias("listing_age"), "limited_by")
-    table_ = ev.summarise(ev.per_listing(spark, cfg, inputs, horizon))
-    rows = spark.createDataFrame(table_.astype({"listings": "int64"})).select(
-        F.lit(scoring_date).cast("date").alias("scoring_date"), "*", F.lit(demand_v).alias("model_version"),
-        F.lit(now).alias("evaluated_at"))
-    return table_, _replace_date(spark, rows, table(cfg, EVAL_OUTPUT), scoring_date)
-
-
-def _log_run(cfg: Config, stats: dict[str, float], evaluation: pd.DataFrame | None, demand_v: int, price_v: int,
-             scoring_date: Any) -> str:
-    """One MLflow run per recommendation date: stats, and the evaluation against the truth when there is one."""
-    r = cfg.recommend
-    with mlflow.start_run(run_name=f"recommend-{scoring_date}") as active, tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"job": "recommend", "env": cfg.env, "scoring_date": str(scoring_date),
-                         "demand_model": f"{cfg.mlflow.demand_model_name} v{demand_v}",
-                         "price_model": f"{cfg.mlflow.model_name} v{price_v}"})
-        mlflow.log_params({f"recommend.{k}": v for k, v in r.model_dump(mode="json").items()
-                           if k not in ("scoring_date", "demand_version")})
-        mlflow.log_params({"score.price_points": str(list(cfg.score.price_points)),
-                           "score.min_price": cfg.score.min_price, "score.max_price": cfg.score.max_price})
-        mlflow.log_metrics(stats)
-        if evaluation is not None:
-            overall = evaluation.query("segment == 'overall'").iloc[0]
-            mlflow.log_metrics({f"eval_{c}": float(overall[c]) for c in evaluation.columns
-                                if c not in ("segment", "value") and np.isfinite(float(overall[c]))})
-            path = Path(tmp) / "recommendation_eval.csv"
-            evaluation.to_csv(path, index=False)
-            mlflow.log_artifact(str(path))
-            policies = tuple(p for p in ("own", "p50", "optimised", "naive")
-                             if evaluation[f"{p}_ratio"].notna().any())
-            mlflow.log_artifact(str(optimisation_plots.policy_ratios(evaluation, Path(tmp) / "policy_ratios.png",
-                                                                     policies)), "plots")
-        return str(active.info.run_id)

@@ -7,16 +7,17 @@ into GX Data Docs under ``<storage.root>/<validate.data_docs_dir>``, before a bl
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
-from pricing.platform import catalog, delta_io
+from pricing.platform import delta_io
 from pricing.platform.config import Config
 from pricing.platform.errors import DataQualityError
 from pricing.platform.summary import JobSummary
 from pricing.platform.tables import table
 from pricing.validation.data_docs import make_offline
+from pricing.validation.gate import RESULT_SCHEMA, RESULTS, reference_time
 from pricing.validation.suites import (
     CheckResult,
     docs_index,
@@ -27,32 +28,6 @@ from pricing.validation.suites import (
     row_count_baselines,
     run_suite,
 )
-
-RESULTS = catalog.ML_VALIDATION_RESULTS
-RESULT_SCHEMA = ("run_id string, validated_at timestamp, suite string, table string, expectation string, "
-                 "kwargs string, severity string, success boolean, observed string, expected string")
-
-
-def reference_time(cfg: Config) -> datetime:
-    """The "now" that freshness checks (``max_age_hours``) measure against, aware UTC.
-
-    ``validate.reference_time`` when set.  Otherwise, for the simulator and Mercari sources, the end of
-    their data: both timelines are fixed (the simulator's ``start_date + days``, cut at
-    ``export_through`` + 1 day; Mercari's synthetic ``start_date + days``), so against the wall clock
-    every freshness check would fail once that period is over.  Any other source: the current time.
-    """
-    if cfg.validate_.reference_time is not None:
-        return cfg.validate_.reference_time
-    if cfg.ingest.source == "simulator":
-        sim = cfg.simulator
-        end = sim.start_date + timedelta(days=sim.days)
-        if sim.export_through is not None:
-            end = min(end, sim.export_through + timedelta(days=1))
-        return datetime.combine(end, time(), tzinfo=UTC)
-    if cfg.ingest.source == "mercari":
-        m = cfg.ingest.mercari
-        return datetime.combine(m.start_date + timedelta(days=m.days), time(), tzinfo=UTC)
-    return datetime.now(UTC)
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:

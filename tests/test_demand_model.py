@@ -10,7 +10,6 @@ import pytest
 import xgboost as xgb
 from pyspark.sql import functions as F
 
-from jobs.demand import _vectors, fit_classifier, newton_by_segment
 from pricing.demand_model.estimator import (
     ALL,
     DemandPredictor,
@@ -23,6 +22,7 @@ from pricing.demand_model.estimator import (
     price_response,
     survival_update,
 )
+from pricing.demand_model.training import fit_classifier, newton_by_segment, vectors
 
 
 def test_price_response_falls_with_price_and_its_elasticity_is_theta() -> None:
@@ -130,7 +130,7 @@ def fitted(spark, cfg):  # type: ignore[no-untyped-def]
     control = spark.createDataFrame(world[world["price_nudge"] == 0]).withColumn(
         "is_valid", F.col("listing_id") % 5 == 0)
     small = cfg.with_overrides(["demand.n_estimators=60", "demand.max_depth=3"])
-    clf = fit_classifier(spark, small, _vectors(control, ["v", "log_value", "log_price_to_value"], "label"), 3)
+    clf = fit_classifier(spark, small, vectors(control, ["v", "log_value", "log_price_to_value"], "label"), 3)
     return world, DemandPredictor(("v",), clf, (value, value), {ALL: 0.0}, 30)
 
 

@@ -39,7 +39,7 @@ def tiny(cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Config:
 def runs(spark, tiny: Config):  # type: ignore[no-untyped-def]
     """Export the first days and ingest them, then export the rest and ingest again (incremental)."""
     first = tiny.with_overrides([f"simulator.export_through={tiny.simulator.start_date + timedelta(FIRST_DAYS - 1)}"])
-    landing = Path(generate.landing_dir(tiny))
+    landing = tiny.landing_dir
     out = {"gen1": generate.run(spark, first)}
     out["lines1"] = _count_lines(landing)
     out["files1"] = {p: p.stat().st_mtime_ns for p in landing.rglob("part-*.json")}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jobs.promote import HoldoutResult, decide
 from pricing.platform.config import PromoteConfig
+from pricing.price_model.promotion import HoldoutResult, decide
 
 GATE = PromoteConfig(min_improvement=0.01, max_segment_regression=0.02, min_segment_rows=100)
 

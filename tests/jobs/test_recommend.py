@@ -11,9 +11,9 @@ import xgboost as xgb
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.recommend import ABOVE, UNDER, WELL, with_band, with_candidates, with_reasons
 from pricing.demand_model.estimator import ALL, DemandPredictor, choose, recommend_batch
 from pricing.optimisation.evaluation import best_price, evaluate_batch, summarise
+from pricing.optimisation.recommend import ABOVE, UNDER, WELL, with_band, with_candidates, with_reasons
 from pricing.platform.config import RecommendConfig, ScoreConfig
 from pricing.world.true_demand import DemandParams, expected_outcomes
 
@@ -235,6 +235,7 @@ def test_demand_without_an_exploration_experiment_fails_before_any_write(spark, 
     import json
 
     from jobs import demand
+    from pricing.demand_model.training import Exploration, exploration_design
     from pricing.platform.errors import ConfigError
 
     c = cfg.with_overrides([f"storage.root={tmp_path}"])
@@ -242,12 +243,12 @@ def test_demand_without_an_exploration_experiment_fails_before_any_write(spark, 
     landing.mkdir(parents=True)
     world = {"seed": 42, "n_listings": 100}
     (landing / "_simulator.json").write_text(json.dumps(world))
-    assert demand.exploration_design(c) is None
+    assert exploration_design(c) is None
     with pytest.raises(ConfigError, match="needs the price-exploration experiment"):
         demand.run(spark, c)
     assert sorted(p.name for p in tmp_path.iterdir()) == [c.ingest.landing_dir]
     (landing / "_simulator.json").write_text(json.dumps({**world, "price_nudge_share": 0.2, "price_nudge_max": 0.25}))
-    assert demand.exploration_design(c) == demand.Exploration(42, 0.2, 0.25)
+    assert exploration_design(c) == Exploration(42, 0.2, 0.25)
 
 
 # ---- the real stack --------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.score import apply_guardrails, round_to_price_points
 from pricing.platform.config import ScoreConfig
 from pricing.price_model.monitoring import drift, psi
+from pricing.price_model.scoring import apply_guardrails, round_to_price_points
 
 
 def test_suggestions_round_to_the_price_points_sellers_use(spark) -> None:  # type: ignore[no-untyped-def]

@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.promote import load_version
 from pricing.platform import delta_io, tracking
 from pricing.platform.config import Config
 from pricing.platform.tables import table
+from pricing.price_model.promotion import load_version
 from pricing.workflow.runner import run_job
 from tests.reliability.support import (
     BRONZE,

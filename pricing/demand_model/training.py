@@ -1,0 +1,397 @@
+"""Library half of the ``demand`` job (moved out of ``jobs/demand.py``).
+
+demand: train the demand model (P(sold within H days | features, price)), identified by the price-exploration
+experiment, tracked in MLflow, registered, aliased `challenger` when sane and `champion` when it beats the last.
+
+Steps (``pricing.demand_model.estimator`` explains the model):
+1. Two value boosters, the price model's recipe, cross-fitted on the two halves of the sold listings.
+2. A distributed ``SparkXGBClassifier`` on the control arm (listings the experiment left alone) that were listed
+   at least H days before the latest listing (so their label is known): features, log value, log(own price /
+   value) with a monotone decreasing constraint.  Time split by listing time: train, validation (early
+   stopping), test (metrics only).
+3. The price response: per leaf category, the elasticity ``theta`` that best explains the treatment arm's sales
+   under its randomised price nudges, given the classifier's probability at the seller's own price (penalised
+   maximum likelihood by Fisher scoring, each iteration one Spark aggregation).
+   Then the survival layer: a gamma frailty and the shape of the cumulative hazard over time since listing, by
+   maximum likelihood on the treatment arm's sale times (out of sample for the classifier).
+4. Test metrics of the served model and of the naive one (the classifier's own price slope); elasticities
+   against the simulator's truth when it exists (evaluation only); a monotonicity check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from pyspark.ml.feature import VectorAssembler
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from sklearn.metrics import log_loss
+
+from pricing.demand_model.estimator import (
+    ALL,
+    FRAILTY_KNOTS,
+    P_EPS,
+    DemandModel,
+    DemandPredictor,
+    as_pandas_input,
+    cumulative_hazard,
+    fit_frailty,
+    price_response,
+    score_terms,
+    segment_key,
+    value_fold,
+)
+from pricing.platform import tracking
+from pricing.platform.config import Config
+from pricing.platform.errors import ModelGateError
+from pricing.price_model.training import booster_params, check_workers, fit
+from pricing.sources.landing import MANIFEST
+from pricing.world.simulator import price_nudge
+
+NEWTON_ITERS = 25
+
+
+ELASTICITY_BAND = 0.2
+
+
+"""The naive elasticity is the slope of the classifier's curve over own price x exp(+-0.2)."""
+
+
+MONOTONE_GRID = np.linspace(-0.7, 0.7, 15)
+
+
+"""The monotonicity check evaluates every sampled test listing at own price x exp(these)."""
+
+
+SAMPLE_ROWS = 20_000
+
+
+FRAILTY_ROWS = 300_000
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """The price-exploration experiment behind the data: a hashed ``share`` of listings had their asking price
+    multiplied by ``exp(U(-max_log, max_log))`` (``pricing.world.simulator.price_nudge``)."""
+
+    seed: int
+    share: float
+    max_log: float
+
+    def nudge(self) -> Column:
+        return price_nudge(self.seed, self.share, self.max_log, F.col("listing_id"))
+
+
+def exploration_design(cfg: Config) -> Exploration | None:
+    """The experiment as the landing export's manifest records it (the marketplace knows its own experiment);
+    None for sources without one, or an export made without nudges."""
+    if cfg.ingest.source != "simulator":
+        return None
+    path = cfg.landing_dir / MANIFEST
+    if not path.exists():
+        return None
+    world = json.loads(path.read_text())
+    share = float(world.get("price_nudge_share") or 0.0)
+    if share <= 0:
+        return None
+    return Exploration(int(world["seed"]), share, float(world["price_nudge_max"]))
+
+
+def with_demand_inputs(design: Exploration | None, segment_cols: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """Adds ``value_fold``, ``price_nudge`` (0 outside the experiment), ``own_price`` (the asking price before
+    the nudge: what the seller chose) and the elasticity ``segment``."""
+    def step(df: DataFrame) -> DataFrame:
+        nudge = design.nudge() if design is not None else F.lit(0.0)
+        return (df.withColumn("value_fold", value_fold(F.col("listing_id")))
+                .withColumn("price_nudge", nudge)
+                .withColumn("own_price", F.col("asking_price") * F.exp(-F.col("price_nudge")))
+                .withColumn("segment", segment_key(segment_cols)))
+
+    return step
+
+
+def vectors(df: DataFrame, cols: list[str], label: str) -> DataFrame:
+    assembler = VectorAssembler(inputCols=cols, outputCol="features", handleInvalid="keep")
+    rows = df.select(*[F.col(c).cast("double") for c in cols], F.col(label).cast("double").alias("label"), "is_valid")
+    return assembler.transform(rows).select("features", "label", "is_valid").persist()
+
+
+def fit_value_models(spark: SparkSession, cfg: Config, ts: DataFrame,
+                     features: tuple[str, ...]) -> tuple[xgb.Booster, xgb.Booster]:
+    """The price model's recipe (log1p sold price on ``features``, ``train`` hyperparameters) on each half of the
+    sold listings; early stopping on a hashed tenth of that half."""
+    sold = ts.where(F.col("sold_price") > 0).withColumn("label", F.log1p("sold_price")).withColumn(
+        "is_valid", F.pmod(F.xxhash64(F.lit("value-valid"), F.col("listing_id")), F.lit(10)) == 0)
+    models = []
+    for k in (0, 1):
+        data = vectors(sold.where(F.col("value_fold") == k), list(features), "label")
+        models.append(fit(spark, cfg, data, booster_params(cfg.train), features=features)[1])
+        data.unpersist()
+    return models[0], models[1]
+
+
+def fit_classifier(spark: SparkSession, cfg: Config, data: DataFrame, n_features: int) -> xgb.Booster:
+    """xgboost.spark classifier on ``vectors``' frame: the last input (log own price / value) constrained
+    monotone decreasing."""
+    from xgboost.spark import SparkXGBClassifier
+
+    d, t = cfg.demand, cfg.train
+    check_workers(spark, t.num_workers)
+    constraints = "(" + ",".join(["0"] * (n_features - 1) + ["-1"]) + ")"
+    clf = SparkXGBClassifier(
+        features_col="features", label_col="label", validation_indicator_col="is_valid",
+        num_workers=t.num_workers, device=t.device, tree_method="hist", n_estimators=d.n_estimators,
+        early_stopping_rounds=d.early_stopping_rounds, random_state=d.seed, force_repartition=True, verbose=False,
+        eval_metric="logloss", max_depth=d.max_depth, learning_rate=d.learning_rate,
+        min_child_weight=d.min_child_weight, monotone_constraints=constraints,
+    )
+    return clf.fit(data).get_booster()
+
+
+def _with_predicted(df: DataFrame, predictor: DemandPredictor, name: str,
+                    compute: Callable[[DemandPredictor, pd.DataFrame], np.ndarray]) -> DataFrame:
+    """Adds the double column ``name``: ``compute(predictor, batch)`` on each Arrow batch, with the predictor
+    broadcast once."""
+    blobs = df.sparkSession.sparkContext.broadcast(predictor.to_bytes())
+    schema = T.StructType([*df.schema.fields, T.StructField(name, T.DoubleType())])
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = DemandPredictor.from_bytes(blobs.value)
+        for pdf in batches:
+            pdf[name] = compute(model, pdf)
+            yield pdf
+
+    return df.mapInPandas(run, schema)
+
+
+def _log_value(model: DemandPredictor, pdf: pd.DataFrame) -> np.ndarray:
+    return model.log_value(model.matrix(pdf), pdf["value_fold"].to_numpy())
+
+
+def _offset(model: DemandPredictor, pdf: pd.DataFrame) -> np.ndarray:
+    p0 = model.classify(model.matrix(pdf), pdf["log_value"].to_numpy(dtype=np.float64),
+                        np.log(pdf["own_price"].to_numpy(dtype=np.float64)))
+    return np.log(cumulative_hazard(p0))
+
+
+def with_log_value(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
+    """Adds ``log_value`` (cross-fitted) and ``log_price_to_value`` (log own price - log value)."""
+    return (_with_predicted(df, predictor, "log_value", _log_value)
+            .withColumn("log_price_to_value", F.log("own_price") - F.col("log_value")))
+
+
+def with_offset(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
+    """Adds ``offset``: log cumulative hazard of the classifier's sale probability at the seller's own price."""
+    return _with_predicted(df, predictor, "offset", _offset)
+
+
+def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prior_sd: float | None,
+                      iters: int = NEWTON_ITERS) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+    """Penalised maximum-likelihood theta per value of ``by`` (Fisher scoring): each iteration sums
+    ``score_terms`` per segment in one distributed aggregation.  ``prior``: segment -> prior mean (``ALL`` for
+    any segment not named); ``prior_sd`` None: unpenalised.  Returns theta, information and rows per segment."""
+    data = rows.select(by.alias("seg"), "price_nudge", "offset", F.col("label").cast("double").alias("y")).persist()
+    prec = 0.0 if prior_sd is None else 1.0 / prior_sd**2
+    theta: dict[str, float] = {}
+    info: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    schema = "seg string, g double, i double, n long"
+    for _ in range(iters):
+        current = dict(theta)
+
+        def sums(batches: Iterator[pd.DataFrame], current: dict[str, float] = current) -> Iterator[pd.DataFrame]:
+            for pdf in batches:
+                th = (pdf["seg"].map({**prior, **current}).fillna(prior.get(ALL, 1.0))).to_numpy(dtype=np.float64)
+                g, i = score_terms(pdf["price_nudge"].to_numpy(), pdf["offset"].to_numpy(), pdf["y"].to_numpy(), th)
+                yield pd.DataFrame({"seg": pdf["seg"], "g": g, "i": i, "n": 1}).groupby("seg", as_index=False).sum()
+
+        agg = data.mapInPandas(sums, schema).groupBy("seg").agg(
+            F.sum("g").alias("g"), F.sum("i").alias("i"), F.sum("n").alias("n")).toPandas()
+        biggest = 0.0
+        for r in agg.itertuples():
+            mean = prior.get(r.seg, prior.get(ALL, 1.0))
+            th = current.get(r.seg, mean)
+            total = r.i + prec
+            step = (r.g - prec * (th - mean)) / total if total > 0 else 0.0
+            theta[r.seg], info[r.seg], counts[r.seg] = th + step, total, int(r.n)
+            biggest = max(biggest, abs(step))
+        if biggest < 1e-6:
+            break
+    data.unpersist()
+    return theta, info, counts
+
+
+def estimate_elasticities(nudged: DataFrame, prior_sd: float) -> tuple[dict[str, float], pd.DataFrame]:
+    """Overall theta (unpenalised), then one per segment shrunk toward it; negative estimates are set to 0
+    (demand cannot rise with price; a negative one is noise)."""
+    overall, o_info, o_n = newton_by_segment(nudged, F.lit(ALL), {ALL: 1.0}, None)
+    if ALL not in overall or not np.isfinite(overall[ALL]):
+        raise ModelGateError("the price response could not be estimated: no usable exploration rows")
+    theta, info, counts = newton_by_segment(nudged, F.col("segment"), {ALL: overall[ALL]}, prior_sd)
+    elasticity = {ALL: max(0.0, overall[ALL]), **{k: max(0.0, v) for k, v in theta.items()}}
+    table_ = pd.DataFrame({"segment": list(theta), "exploration": [elasticity[k] for k in theta],
+                           "exploration_se": [1.0 / np.sqrt(info[k]) for k in theta],
+                           "nudged_rows": [counts[k] for k in theta]})
+    table_.attrs.update({"overall": overall[ALL], "overall_se": 1.0 / np.sqrt(o_info[ALL]),
+                         "nudged_rows": o_n[ALL]})
+    return elasticity, table_
+
+
+def estimate_frailty(nudged: DataFrame, elasticity: dict[str, float], last: Any, horizon: int,
+                     seed: int) -> dict[str, Any]:
+    """Gamma frailty shape and cumulative-hazard shape (``pricing.demand_model.estimator.fit_frailty``) from the treatment
+    arm's sale times, with each listing's sale probability from the classifier (out of sample: it was trained
+    on the control arm) moved by its nudge.  At most ``FRAILTY_ROWS`` listings reach the driver."""
+    n = nudged.count()
+    rows = (nudged.sample(fraction=min(1.0, FRAILTY_ROWS / max(n, 1)), seed=seed) if n > FRAILTY_ROWS else nudged)
+    pdf = rows.select(
+        "segment", "offset", "price_nudge",
+        ((F.col("sold_at").cast("double") - F.col("as_of").cast("double")) / 86400.0).alias("sold_day"),
+        ((F.lit(last).cast("timestamp").cast("double") - F.col("as_of").cast("double")) / 86400.0).alias("censor_day"),
+    ).toPandas()
+    theta = pdf["segment"].map(elasticity).fillna(elasticity[ALL]).to_numpy(dtype=np.float64)
+    p0 = -np.expm1(-np.exp(pdf["offset"].to_numpy(dtype=np.float64)))
+    p_h = price_response(p0, theta, pdf["price_nudge"].to_numpy(dtype=np.float64))
+    sold = pdf["sold_day"].to_numpy(dtype=np.float64, na_value=np.nan)
+    censor = pdf["censor_day"].to_numpy(dtype=np.float64)
+    # A sale after the end of the data cannot have been seen yet.
+    sold = np.where(sold < censor, sold, np.nan)
+    k, g = fit_frailty(p_h, sold, censor, horizon)
+    return {"frailty_k": k, "exposure_knots": tuple(FRAILTY_KNOTS), "exposure_values": tuple(float(x) for x in g)}
+
+
+def test_frame(df: DataFrame, predictor: DemandPredictor) -> pd.DataFrame:
+    """Per test listing: the label, the served and naive sale probability at the price it was listed at."""
+    spark = df.sparkSession
+    blobs = spark.sparkContext.broadcast(predictor.to_bytes())
+    schema = "listing_id long, y double, p double, p_naive double, segment string, nudged boolean"
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = DemandPredictor.from_bytes(blobs.value)
+        for pdf in batches:
+            price = pdf["asking_price"].to_numpy(dtype=np.float64)[:, None]
+            served, naive = model.curves(pdf, price)
+            yield pd.DataFrame({"listing_id": pdf["listing_id"], "y": pdf["label"].astype(float), "p": served[:, 0],
+                                "p_naive": naive[:, 0], "segment": pdf["segment"], "nudged": pdf["price_nudge"] != 0})
+
+    return df.mapInPandas(run, schema).toPandas()
+
+
+def curves_frame(df: DataFrame, predictor: DemandPredictor, changes: np.ndarray) -> pd.DataFrame:
+    """Per sampled listing: served and naive sale probability at own price x exp(``changes``), flattened."""
+    spark = df.sparkSession
+    blobs = spark.sparkContext.broadcast(predictor.to_bytes())
+    k = len(changes)
+    schema = T.StructType([T.StructField("listing_id", T.LongType()), T.StructField("segment", T.StringType()),
+                           *[T.StructField(f"s{i}", T.DoubleType()) for i in range(k)],
+                           *[T.StructField(f"n{i}", T.DoubleType()) for i in range(k)]])
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = DemandPredictor.from_bytes(blobs.value)
+        for pdf in batches:
+            prices = pdf["own_price"].to_numpy(dtype=np.float64)[:, None] * np.exp(changes)[None, :]
+            served, naive = model.curves(pdf, prices)
+            out = pd.DataFrame({"listing_id": pdf["listing_id"], "segment": pdf["segment"]})
+            for i in range(k):
+                out[f"s{i}"], out[f"n{i}"] = served[:, i], naive[:, i]
+            yield out
+
+    return df.mapInPandas(run, schema).toPandas()
+
+
+def check_monotone(curves: pd.DataFrame, k: int) -> dict[str, float]:
+    """Share of sampled listings whose sale probability ever rises with price (served, naive): must be 0."""
+    out = {}
+    for prefix, name in (("s", "served"), ("n", "naive")):
+        p = curves[[f"{prefix}{i}" for i in range(k)]].to_numpy()
+        out[f"monotone_violations_{name}"] = float((np.diff(p, axis=1) > 1e-9).any(axis=1).mean()) if len(p) else 0.0
+    return out
+
+
+def load_demand_version(name: str, version: int) -> DemandPredictor:
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    return model.predictor  # type: ignore[no-any-return]
+
+
+def clipped_log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    return float(log_loss(y, np.clip(p, P_EPS, 1 - P_EPS), labels=[0.0, 1.0]))
+
+
+def sanity(metrics: dict[str, float], predictor: DemandPredictor) -> list[str]:
+    """Reasons the demand model is not fit to serve; empty when it passes."""
+    problems = []
+    if not np.isfinite(metrics["test_logloss"]) or metrics["test_logloss"] >= metrics["base_rate_logloss"]:
+        problems.append(f"test log loss {metrics['test_logloss']:.4f} does not beat the base rate's "
+                        f"{metrics['base_rate_logloss']:.4f}")
+    for name in ("served", "naive"):
+        if metrics[f"monotone_violations_{name}"] > 0:
+            problems.append(f"{name} sale probability rises with price for "
+                            f"{metrics[f'monotone_violations_{name}']:.1%} of sampled listings")
+    if predictor.identification == "exploration" and predictor.elasticity[ALL] <= 0:
+        problems.append("the randomised price nudges show no price response (overall elasticity 0)")
+    return problems
+
+
+def register(cfg: Config, predictor: DemandPredictor, sample: DataFrame, tmp: Path, run_id: str,
+             metrics: dict[str, float], problems: list[str], ts_ref: str, ts_version: int) -> int:
+    """Log the pyfunc (signature + input example), register a version, tag it, alias it `challenger` if sane."""
+    rows = sample.limit(5).toPandas()
+    rows["price"] = rows["own_price"]
+    example = as_pandas_input(rows, predictor.features)
+    signature = infer_signature(example, pd.DataFrame({"p_sale": predictor.p_sale(example, example[["price"]]
+                                                                                 .to_numpy())[:, 0]}))
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=DemandModel(), artifacts=predictor.save(tmp / "predictor"),
+        signature=signature, input_example=example, registered_model_name=cfg.mlflow.demand_model_name,
+        pip_requirements=tracking.model_requirements(),
+    )
+    client = MlflowClient()
+    name, version = cfg.mlflow.demand_model_name, int(info.registered_model_version)
+    tags = {"training_table": ts_ref, "training_table_version": str(ts_version), "run_id": run_id,
+            "identification": predictor.identification, "horizon_days": str(predictor.horizon_days),
+            "test_logloss": f"{metrics['test_logloss']:.5f}", "test_auc": f"{metrics['test_auc']:.4f}",
+            "elasticity_overall": f"{predictor.elasticity[ALL]:.4f}",
+            "sanity": "passed" if not problems else "; ".join(problems)}
+    for k, v in tags.items():
+        client.set_model_version_tag(name, str(version), k, v)
+    if not problems:
+        client.set_registered_model_alias(name, tracking.CHALLENGER, str(version))
+    return version
+
+
+def gate(cfg: Config, version: int, problems: list[str], logloss: float, test: DataFrame) -> tuple[int | None, str]:
+    """`champion` moves to this version when it is sane and its test log loss is no worse than the current
+    champion's on the same test listings (or there is no champion).  Returns the champion's version after the
+    decision and the reason, which is also tagged on the version."""
+    client = MlflowClient()
+    name = cfg.mlflow.demand_model_name
+    champ = tracking.alias_version(client, name, tracking.CHAMPION)
+    if problems:
+        promote, reason = False, "not promoted: failed its sanity checks"
+    elif champ is None:
+        promote, reason = True, "promoted: no champion yet"
+    else:
+        try:
+            old = test_frame(test, load_demand_version(name, champ))
+        except (ValueError, KeyError) as exc:
+            promote, reason = True, f"promoted: champion v{champ} cannot score the current test listings ({exc})"
+        else:
+            old_loss = clipped_log_loss(old["y"].to_numpy(), old["p"].to_numpy())
+            promote = logloss <= old_loss
+            reason = (f"{'promoted' if promote else 'not promoted'}: test log loss {logloss:.5f} vs champion "
+                      f"v{champ} {old_loss:.5f} on the same test listings")
+    if promote:
+        client.set_registered_model_alias(name, tracking.CHAMPION, str(version))
+    client.set_model_version_tag(name, str(version), "promotion", reason)
+    return (version if promote else champ), reason

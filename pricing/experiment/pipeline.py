@@ -1,0 +1,280 @@
+"""Library half of the ``experiment`` job (moved out of ``jobs/experiment.py``).
+
+experiment: design, simulate and read seller-randomised A/B tests of pricing policies.
+
+    pricing experiment simulate   # assignment + outcomes of a simulated experiment -> ml.experiment_outcomes
+    pricing experiment analyse    # SRM, balance, CUPED / delta-method effects -> ml.experiment_results + MLflow
+    pricing experiment design     # power and sample size from the sellers' historical variance
+
+Settings: the ``experiment`` section of the config.  ``simulate`` needs the simulator's ``truth.listings``
+(the true demand of every listing); ``analyse`` and ``design`` read only what a real experiment would
+have, plus ``truth.experiment_effects`` when it exists, to report whether the intervals cover the truth.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pricing.experiment import analysis as an
+from pricing.experiment import report
+from pricing.experiment.frames import (
+    SIMULATED_SCHEMA,
+    Windows,
+    seller_outcome_totals,
+    seller_window_totals,
+    with_pre,
+)
+from pricing.experiment.simulate import (
+    ExperimentDesign,
+    policy_prices,
+    simulate_listings,
+)
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import Config, ExperimentConfig
+from pricing.platform.errors import ConfigError, DataQualityError, ModelGateError, PricingError
+from pricing.platform.tables import TableRef, table
+
+if TYPE_CHECKING:
+    from pricing.price_model.predictor import PricePredictor
+
+
+OUTCOMES = catalog.ML_EXPERIMENT_OUTCOMES
+
+
+RESULTS = catalog.ML_EXPERIMENT_RESULTS
+
+
+EXPERIMENTS = catalog.ML_EXPERIMENTS
+
+
+TRUTH = catalog.TRUTH_EXPERIMENT_EFFECTS
+
+
+MODEL_POLICIES = ("champion", "challenger")
+
+
+TRUTH_COLS = ("log_fair_value", "elasticity", "base_hazard", "demand_bonus")
+
+
+def require(spark: SparkSession, cfg: Config, logical: str, hint: str) -> TableRef:
+    ref = table(cfg, logical)
+    if not delta_io.exists(spark, ref):
+        raise PricingError(f"table {logical} ({ref}) does not exist: {hint}")
+    return ref
+
+
+def replace_rows(spark: SparkSession, df: DataFrame, ref: TableRef, experiment_id: str) -> int:
+    """Write ``df`` as this experiment's rows: a rerun replaces them (Delta replaceWhere), never duplicates."""
+    # experiment_id is validated by the config (letters, digits, _ and -): safe inside the predicate.
+    delta_io.overwrite(df, ref, replace_where=f"experiment_id = '{experiment_id}'")
+    return delta_io.version(spark, ref)
+
+
+def design_of(e: ExperimentConfig) -> ExperimentDesign:
+    return ExperimentDesign(e.experiment_id, e.treatment_share, e.adoption_rate, e.horizon_days, e.seed,
+                            e.lost_treatment_share)
+
+
+# ---- simulate --------------------------------------------------------------------------------------------
+def policy_model_versions(cfg: Config) -> dict[str, int]:
+    """Registry versions of the models the configured policies show; fails before any write when one is
+    missing, or when champion-vs-challenger would silently compare a model with itself."""
+    e = cfg.experiment
+    needed = [p for p in MODEL_POLICIES if p in (e.control_policy, e.treatment_policy)]
+    if not needed:
+        return {}
+    tracking.setup(cfg)
+    client = MlflowClient()
+    versions = {}
+    for alias in needed:
+        v = tracking.alias_version(client, cfg.mlflow.model_name, alias)
+        if v is None:
+            raise ModelGateError(
+                f"experiment policy {alias!r} needs the alias `{alias}` on model {cfg.mlflow.model_name!r}, "
+                f"which does not exist: run `pricing train` (and `pricing promote`), or set "
+                f"experiment.treatment_policy=multiplier to test a price multiplier instead")
+        versions[alias] = v
+    if {e.control_policy, e.treatment_policy} == set(MODEL_POLICIES) and len(set(versions.values())) == 1:
+        raise ConfigError(
+            f"the challenger is the champion (both v{versions['champion']} of {cfg.mlflow.model_name!r}): "
+            "champion vs challenger would be an A/A test. Train a new challenger (`pricing train`), test a "
+            "multiplier (experiment.treatment_policy=multiplier), or set both policies to champion for a "
+            "deliberate A/A test")
+    return versions
+
+
+def model_suggestions(spark: SparkSession, cfg: Config, predictor: PricePredictor, listing_ids: DataFrame,
+                      column: str) -> DataFrame:
+    """``listing_id, <column>``: the model's p50 for each listing, from its features as of its listing time
+    (``features.training_set``), clamped and rounded to price points exactly as ``pricing score`` does."""
+    from pricing.price_model.predictor import score_frame
+    from pricing.price_model.scoring import round_to_price_points
+
+    feats = delta_io.read(spark, require(spark, cfg, catalog.TRAINING_SET, "run `pricing features` first"))
+    preds = score_frame(feats.join(listing_ids, "listing_id"), predictor)
+    clamped = F.least(F.greatest(F.col("p50"), F.lit(cfg.score.min_price)), F.lit(cfg.score.max_price))
+    return preds.select("listing_id", round_to_price_points(clamped, cfg.score.price_points).alias(column))
+
+
+def default_start(last_listing: datetime, days: int) -> date:
+    """The first day of the last ``days`` days that have listings."""
+    return last_listing.date() - timedelta(days=days - 1)
+
+
+def simulate_batches(design: ExperimentDesign, e: ExperimentConfig
+                      ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    def run_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for pdf in batches:
+            frame = policy_prices(pdf, e.control_policy, e.treatment_policy, e.price_multiplier)
+            out = simulate_listings(frame, design)
+            out.insert(0, "experiment_id", design.experiment_id)
+            yield out[[f.name for f in SIMULATED_SCHEMA.fields]]
+
+    return run_batches
+
+
+# ---- analyse ---------------------------------------------------------------------------------------------
+def experiment_row(spark: SparkSession, cfg: Config) -> dict[str, Any]:
+    """The experiment's design as ``simulate`` recorded it."""
+    e = cfg.experiment
+    ref = require(spark, cfg, EXPERIMENTS, "run `pricing experiment simulate` first")
+    rows = delta_io.read(spark, ref).where(F.col("experiment_id") == e.experiment_id).collect()
+    if not rows:
+        known = [r[0] for r in delta_io.read(spark, ref).select("experiment_id").distinct().collect()]
+        raise PricingError(f"no experiment {e.experiment_id!r} in {EXPERIMENTS} (known: {', '.join(sorted(known))}); "
+                           "set experiment.experiment_id or run `pricing experiment simulate`")
+    return rows[0].asDict()
+
+
+def seller_frame(spark: SparkSession, cfg: Config, design: dict[str, Any]) -> pd.DataFrame:
+    """One row per seller of the experiment: arm, experiment totals and pre-period totals (aggregated in
+    Spark; only this seller-level frame reaches the driver)."""
+    exp_id = design["experiment_id"]
+    outcomes = delta_io.read(spark, require(spark, cfg, OUTCOMES, "run `pricing experiment simulate` first")).where(
+        F.col("experiment_id") == exp_id)
+    sellers = seller_outcome_totals(outcomes)
+    w = Windows.of(design["start_date"], design["days"], design["horizon_days"], design["pre_period_days"])
+    listings = delta_io.read(spark, require(spark, cfg, catalog.SILVER_LISTINGS, "run `pricing ingest` first"))
+    pre = seller_window_totals(listings, w.pre_start, w.pre_end, design["horizon_days"], prefix="pre_")
+    frame = with_pre(sellers, pre).toPandas()
+    if frame.empty:
+        raise PricingError(f"experiment {exp_id!r} has no outcome rows in {OUTCOMES}")
+    mixed = frame[frame["n_arms"] > 1]
+    if len(mixed):
+        raise DataQualityError(f"{len(mixed)} seller(s) of experiment {exp_id!r} have listings in both arms "
+                               f"(e.g. seller {int(mixed['seller_id'].iloc[0])}): the unit of randomisation is "
+                               "the seller, so the outcomes are not a valid seller-randomised experiment")
+    return frame.drop(columns=["n_arms"]).astype({"treated": bool})
+
+
+def recorded_truth(spark: SparkSession, cfg: Config, exp_id: str) -> pd.DataFrame | None:
+    ref = table(cfg, TRUTH)
+    if not delta_io.exists(spark, ref):
+        return None
+    t = delta_io.read(spark, ref).where(F.col("experiment_id") == exp_id).toPandas()
+    return t if len(t) else None
+
+
+def results_rows(result: an.Analysis, design: dict[str, Any], truth: pd.DataFrame | None, run_id: str | None,
+                 analysed_at: datetime) -> list[tuple[Any, ...]]:
+    """Rows of ``ml.experiment_results`` (``RESULTS_SCHEMA`` order), one per metric."""
+    t = truth.set_index("metric")["effect"] if truth is not None else None
+    rows = []
+    for r in result.results.itertuples():
+        te = float(t[r.metric]) if t is not None and r.metric in t.index else None
+        f = lambda x: None if x is None or not np.isfinite(x) else float(x)  # noqa: E731
+        rows.append((
+            design["experiment_id"], r.metric, analysed_at, run_id, design["control_policy"],
+            design["treatment_policy"], int(r.n_sellers_control), int(r.n_sellers_treatment),
+            int(r.n_listings_control), int(r.n_listings_treatment),
+            f(r.control_mean), f(r.treatment_mean), f(r.effect), f(r.se), f(r.ci_low), f(r.ci_high), f(r.p_value),
+            f(r.p_adjusted), result.correction, bool(r.significant), f(r.relative_lift), f(r.lift_ci_low),
+            f(r.lift_ci_high), f(r.effect_raw), f(r.se_raw), f(r.ci_low_raw), f(r.ci_high_raw), f(r.p_value_raw),
+            f(r.theta), f(r.variance_reduction), f(r.ci_width_reduction), f(result.srm.p_value),
+            bool(result.srm.ok), bool(result.balance_ok), te,
+            None if te is None else bool(r.ci_low <= te <= r.ci_high),
+        ))
+    return rows
+
+
+def log_experiment_run(cfg: Config, result: an.Analysis, design: dict[str, Any], truth: pd.DataFrame | None) -> str:
+    e = cfg.experiment
+    tracking.setup(cfg)
+    shown = {k: (str(v) if isinstance(v, date | datetime) else v) for k, v in design.items()}
+    with mlflow.start_run(run_name=f"experiment-{design['experiment_id']}") as active:
+        mlflow.set_tags({"job": "experiment-analyse", "env": cfg.env, "experiment_id": design["experiment_id"],
+                         "srm": "ok" if result.srm.ok else "FAILED",
+                         "balance": "ok" if result.balance_ok else "imbalanced"})
+        mlflow.log_params({f"design.{k}": v for k, v in shown.items() if v is not None})
+        mlflow.log_params({"alpha": e.alpha, "correction": e.correction, "srm_alpha": e.srm_alpha,
+                           "balance_alpha": e.balance_alpha})
+        metrics = {"srm_p_value": result.srm.p_value, "srm_chi2": result.srm.chi2,
+                   "n_sellers_control": result.srm.n_control, "n_sellers_treatment": result.srm.n_treatment}
+        t = truth.set_index("metric") if truth is not None else None
+        for r in result.results.itertuples():
+            for k in ("effect", "ci_low", "ci_high", "p_value", "p_adjusted", "relative_lift", "effect_raw",
+                      "ci_low_raw", "ci_high_raw", "variance_reduction", "ci_width_reduction"):
+                metrics[f"{r.metric}.{k}"] = getattr(r, k)
+            if t is not None and r.metric in t.index:
+                metrics[f"{r.metric}.true_effect"] = float(t.loc[r.metric, "effect"])
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            (d / "report.md").write_text(report.markdown(result, shown, truth))
+            (d / "report.html").write_text(report.html(result, shown, truth))
+            for name, fig in (("effects.png", report.plot_effects(result, truth)),
+                              ("ci_width.png", report.plot_ci_widths(result))):
+                fig.savefig(d / name, dpi=110)
+                report.plt.close(fig)
+            result.results.to_csv(d / "results.csv", index=False)
+            result.balance.to_csv(d / "balance.csv", index=False)
+            mlflow.log_artifacts(str(d), artifact_path="report")
+        return str(active.info.run_id)
+
+
+# ---- design ----------------------------------------------------------------------------------------------
+def history_frame(spark: SparkSession, cfg: Config) -> tuple[pd.DataFrame, Windows]:
+    """Per seller: totals over the latest window as long as the experiment whose outcomes are all known,
+    and over the pre-period before it, exactly as ``analyse`` would build them."""
+    e = cfg.experiment
+    listings = delta_io.read(spark, require(spark, cfg, catalog.SILVER_LISTINGS, "run `pricing ingest` first"))
+    last = listings.agg(F.max("created_at")).first()[0]
+    if last is None:
+        raise PricingError("silver.listings is empty: no history to size an experiment from")
+    # Outcomes are known up to the data's end: the window must end horizon_days before it.
+    start = last.date() + timedelta(days=1) - timedelta(days=e.horizon_days + e.days)
+    w = Windows.of(start, e.days, e.horizon_days, e.pre_period_days)
+    cur = seller_window_totals(listings, w.start, w.end, e.horizon_days, squares=True)
+    pre = seller_window_totals(listings, w.pre_start, w.pre_end, e.horizon_days, prefix="pre_")
+    frame = with_pre(cur.where(F.col("seller_id").isNotNull()), pre).toPandas()
+    return frame, w
+
+
+def render_power_table(t: pd.DataFrame, w: Windows, e: ExperimentConfig) -> str:
+    shown = pd.DataFrame({
+        "metric": t["metric"], "baseline": t["baseline"].map(lambda x: f"{x:.4g}"),
+        "MDE": [f"{a:.4g} ({100 * r:.1f}%)" for a, r in zip(t["mde"], t["mde_relative"], strict=True)],
+        "sellers needed": t["sellers_needed"].map(lambda x: f"{x:,}"),
+        "with CUPED": t["sellers_needed_cuped"].map(lambda x: f"{x:,}"),
+        f"power @ {int(t['sellers_available'].iloc[0]):,} sellers": t["power"].map(lambda x: f"{x:.2f}"),
+        "with CUPED ": t["power_cuped"].map(lambda x: f"{x:.2f}"),
+        "CUPED var. red.": t["cuped_variance_reduction"].map(lambda x: f"{100 * x:.1f}%"),
+        "design effect": t["design_effect"].map(lambda x: f"{x:.2f}"),
+    })
+    head = (f"Two-sided alpha={e.alpha}, power={e.power}, treatment share={e.treatment_share}, "
+            f"{e.days}-day experiment, outcomes within {e.horizon_days} days; variance from sellers listing "
+            f"{w.start:%Y-%m-%d}..{w.end - timedelta(days=1):%Y-%m-%d}.")
+    return head + "\n" + shown.to_string(index=False)
+
+

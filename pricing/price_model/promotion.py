@@ -1,0 +1,89 @@
+"""Library half of the ``promote`` job (moved out of ``jobs/promote.py``).
+
+promote: champion/challenger gate.  Both models are scored on the same most-recent holdout; `champion`
+moves to the challenger only if it is better overall by the configured margin and no major segment gets
+worse beyond a tolerance.  The decision and its reasons are tagged on the version and printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mlflow.pyfunc
+import pandas as pd
+from pyspark.sql import SparkSession
+
+from pricing.platform import catalog, delta_io
+from pricing.platform.config import Config, PromoteConfig
+from pricing.platform.errors import ModelGateError
+from pricing.platform.tables import table
+from pricing.price_model.evaluation import overall_metrics, segment_metrics, with_segments
+from pricing.price_model.predictor import PricePredictor
+from pricing.price_model.training import EVAL_COLS, labelled, score_with_labels, time_split
+
+GATE_SEGMENTS = ("category", "condition", "seller_type")
+
+
+"""Segments the gate guards: defined by what is known before the sale.  Not the sold-price band (a segment
+chosen by the outcome favours models that shrink toward the middle) and not brand tiers (learnt from one model's
+training weeks)."""
+
+
+EMPTY_TIERS = pd.DataFrame({"brand": pd.Series(dtype=object), "brand_tier": pd.Series(dtype=object)})
+
+
+def load_version(name: str, version: int) -> PricePredictor:
+    """The predictor (boosters, features, interval rule) of one registered version."""
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    return model.predictor  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class HoldoutResult:
+    rmsle: float
+    coverage_80: float
+    rows: int
+    segments: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    """(dimension, value) -> (RMSLE, rows)."""
+
+
+def evaluate_on_holdout(spark: SparkSession, cfg: Config, predictor: PricePredictor) -> HoldoutResult:
+    """Score ``predictor`` on the current most-recent test weeks of the training table."""
+    test = time_split(labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET))), cfg).test
+    missing = [f for f in predictor.features if f not in test.columns]
+    if missing:
+        raise ModelGateError(f"the model needs feature columns the training table no longer has: {missing}")
+    frame = with_segments(score_with_labels(test, predictor, EVAL_COLS), EMPTY_TIERS)
+    m = overall_metrics(frame)
+    seg = segment_metrics(frame, GATE_SEGMENTS)
+    return HoldoutResult(m["rmsle"], m["coverage_80"], int(m["rows"]),
+                         {(r.segment, r.value): (r.rmsle, int(r.rows)) for r in seg.itertuples()})
+
+
+def decide(challenger: HoldoutResult, champion: HoldoutResult | None, p: PromoteConfig) -> tuple[bool, list[str]]:
+    """Pure gate.  Promote when there is no champion, or when the challenger beats it overall by
+    ``min_improvement`` **and** is no worse than ``max_segment_regression`` (relative RMSLE) on any segment
+    with at least ``min_segment_rows`` holdout rows.  Returns the decision and every reason behind it."""
+    if champion is None:
+        return True, ["no champion yet; the challenger passed its sanity checks and beats the baselines"]
+    reasons = []
+    needed = champion.rmsle * (1 - p.min_improvement)
+    better = challenger.rmsle < needed
+    reasons.append(f"overall RMSLE {challenger.rmsle:.5f} vs champion {champion.rmsle:.5f}"
+                   + (f" (needs < {needed:.5f})" if p.min_improvement else "")
+                   + (": better" if better else ": not better"))
+    regressions = []
+    for key, (c_rmsle, rows) in challenger.segments.items():
+        if key not in champion.segments or rows < p.min_segment_rows:
+            continue
+        base = champion.segments[key][0]
+        if c_rmsle > base * (1 + p.max_segment_regression):
+            regressions.append(f"{key[0]}={key[1]} RMSLE {c_rmsle:.4f} vs {base:.4f} "
+                               f"(+{c_rmsle / base - 1:.1%}, {rows:,} rows)")
+    if regressions:
+        reasons.append(f"worse than the champion by more than {p.max_segment_regression:.0%} on "
+                       f"{len(regressions)} major segment(s): " + "; ".join(regressions))
+    else:
+        reasons.append(f"no major segment (>= {p.min_segment_rows} rows) worse by more than "
+                       f"{p.max_segment_regression:.0%}")
+    return better and not regressions, reasons

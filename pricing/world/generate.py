@@ -1,0 +1,64 @@
+"""Library half of the ``generate`` job (moved out of ``jobs/generate.py``).
+
+generate: simulate the marketplace into landing files (JSON lines per event type, one file per day)
+and the hidden ``truth.*`` tables that only evaluation code reads.
+
+The export is incremental by day: days already in the landing folder are never rewritten, so a
+second run adds nothing and raising ``simulator.export_through`` adds only the new days' files.
+A landing folder written with another simulator configuration is refused, never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pricing.platform.config import Config
+from pricing.platform.errors import ConfigError
+from pricing.sources.landing import MANIFEST
+
+EXPORTED_THROUGH = "_exported_through"
+
+
+def _world(cfg: Config) -> dict:
+    """What determines the simulated world (everything but how far it has been exported)."""
+    world = cfg.simulator.model_dump(mode="json", exclude={"export_through", "partitions"})
+    if not world["price_nudge_share"]:
+        # No exploration is the world exports made before it existed: their manifests stay valid.
+        del world["price_nudge_share"], world["price_nudge_max"]
+    return world
+
+
+def check_manifest(root: Path, cfg: Config) -> None:
+    path = root / MANIFEST
+    if path.exists():
+        found = json.loads(path.read_text())
+        if found != _world(cfg):
+            changed = sorted(k for k in set(found) | set(_world(cfg)) if found.get(k) != _world(cfg).get(k))
+            raise ConfigError(
+                f"the landing export in {root} was generated with other simulator settings "
+                f"({', '.join(changed)} differ). Use another storage.root, or `make clean-state` to start over."
+            )
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_world(cfg), indent=2, sort_keys=True))
+
+
+def exported_through(root: Path) -> date | None:
+    """The last day the export has fully written (recorded after each successful export)."""
+    marker = root / EXPORTED_THROUGH
+    return date.fromisoformat(marker.read_text().strip()) if marker.exists() else None
+
+
+def export_days(lines: DataFrame, out: Path, days: set[str]) -> None:
+    (lines.where(F.col("landing_date").cast("string").isin(*sorted(days)))
+     .select("landing_date", "value").repartition("landing_date").sortWithinPartitions("value")
+     .write.mode("append").partitionBy("landing_date").option("compression", "none")
+     .text(str(out)))
+    # Spark names the files part-*.txt; the export's contract (and the ingest filter) is *.json.
+    for part in out.glob("landing_date=*/part-*.txt"):
+        part.rename(part.with_suffix(".json"))
