@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 JARS   := .cache/delta-jars/MANIFEST
 MLFLOW_PORT ?= 5000
 
-.PHONY: setup jars run test lint ui bench clean clean-state
+.PHONY: setup jars run test test-fast lint ui bench clean clean-state
 
 setup: $(STAMP) $(JARS)
 
@@ -27,12 +27,17 @@ $(JARS): $(STAMP)
 run: setup
 	$(VENV)/bin/pricing run
 
-test: setup
-	$(VENV)/bin/ruff check pricing jobs features tests build-support bench
+# Everything: lint, types, and every test (the end-to-end workflow, the standalone cluster, the fault injections).
+test: lint
 	$(VENV)/bin/pytest
+
+# The fast lane while iterating: lint, types and the unit tests (no end-to-end workflow, no cluster), a few minutes.
+test-fast: lint
+	$(VENV)/bin/pytest -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check pricing jobs features tests build-support bench
+	$(VENV)/bin/mypy
 
 # Benchmarks (never part of `make test`): BENCH_SIZES=100k,1m,10m make bench
 BENCH_STAMP := $(VENV)/.bench-installed

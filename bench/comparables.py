@@ -29,16 +29,17 @@ from pricing.platform.config import load_config
 from pricing.platform.spark import get_spark
 from pricing.platform.tables import table
 from pricing.price_model.metrics import rmsle
-from pricing.price_model.predictor import PriceModel
+from pricing.price_model.training import labelled, score_with_labels, time_split
 
 
 def _test_predictions(spark, cfg, run_id: str):  # type: ignore[no-untyped-def]
     """The registered model of ``run_id`` scored on the test weeks: ``listing_id, label, p50_log`` and the
     listing's same-product sales before listing time."""
-    split = train.time_split(train.labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET))), cfg)
+    split = time_split(labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET))), cfg)
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model()
-    assert isinstance(model, PriceModel), f"run {run_id}: the logged model is not a PriceModel"
-    return train._scored(split.test, model.predictor, ("cmp_product_sold",))
+    # Logged from code (pricing/price_model/pyfunc.py): its class is the logged file's own, not this package's.
+    assert type(model).__name__ == "PriceModel", f"run {run_id}: the logged model is not a PriceModel"
+    return score_with_labels(split.test, model.predictor, ("cmp_product_sold",))
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ from pricing.price_model.evaluation import overall_metrics
 from pricing.price_model.training import (
     EVAL_COLS,
     assemble,
-    booster_params,
     features_of,
     fit_predictor,
     labelled,
@@ -57,7 +56,7 @@ def main() -> None:
     for name, overrides in VARIANTS.items():
         vcfg = cfg.with_overrides(overrides)
         t0 = time.time()
-        predictor, _, fit_s = fit_predictor(spark, vcfg, split, assembled, booster_params(vcfg.train))
+        predictor, _, fit_s = fit_predictor(spark, vcfg, split, assembled, vcfg.train.booster.tree_params())
         total_s = time.time() - t0
         test = score_with_labels(split.test, predictor, EVAL_COLS)
         m = overall_metrics(test)

@@ -162,7 +162,7 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
     from pricing.platform.spark import get_spark
     from pricing.platform.tables import table
     from pricing.price_model.promotion import load_version
-    from pricing.price_model.training import booster_params, labelled, time_split
+    from pricing.price_model.training import labelled, time_split
 
     cfg = load_config("local", size_overrides(n, root))
     spark = get_spark(cfg, app_name="bench-alternatives")
@@ -185,12 +185,13 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
     Xva, yva = va[list(MODEL_FEATURES)].to_numpy(np.float32, na_value=np.nan), va["label"].to_numpy()
     t = cfg.train
     params = {"objective": "reg:squarederror", "eval_metric": "rmse", "tree_method": "hist", "nthread": threads,
-              "seed": t.seed, **{("eta" if k == "learning_rate" else k): v for k, v in booster_params(t).items()}}
+              "seed": t.booster.seed,
+              **{("eta" if k == "learning_rate" else k): v for k, v in t.booster.tree_params().items()}}
     t0 = time.perf_counter()
     dtrain = xgb.QuantileDMatrix(Xtr, ytr, nthread=threads)
     dvalid = xgb.DMatrix(Xva, yva, nthread=threads)
-    booster = xgb.train(params, dtrain, num_boost_round=t.n_estimators, evals=[(dvalid, "valid")],
-                        early_stopping_rounds=t.early_stopping_rounds, verbose_eval=False)
+    booster = xgb.train(params, dtrain, num_boost_round=t.booster.n_estimators, evals=[(dvalid, "valid")],
+                        early_stopping_rounds=t.booster.early_stopping_rounds, verbose_eval=False)
     out["train_native"] = {"seconds": time.perf_counter() - t0, "rows": len(ytr) + len(yva),
                            "best_iteration": booster.best_iteration}
 

@@ -1,14 +1,7 @@
-"""Library half of the ``features`` job (moved out of ``jobs/features.py``).
-
-features: silver -> point-in-time-correct feature tables, built incrementally from a watermark.
-
-Order: listing_features and market_stats (independent), comparable_sales (from ``pricing match``'s product
-matches, when ``features.comparables``), then training_set (as-of joins of all of them).
-Each table's watermark is the bronze ``ingested_at`` it was built through.  Rows ingested after it
-give the earliest event time they touch; every row stamped on or after that day is recomputed (from
-all the data it needs), and listings whose labels changed are re-joined.  The result equals a full
-rebuild (tests/jobs/test_features_incremental.py proves it).
-"""
+"""What a feature build must recompute: the bronze rows ingested since a table's watermark, and the earliest event
+time they touch.  Every row stamped on or after that day is recomputed (from all the data it needs), so an
+incremental build equals a full rebuild (``tests/jobs/test_generate_ingest.py::
+test_incremental_feature_build_equals_a_full_rebuild`` proves it)."""
 
 from __future__ import annotations
 
@@ -19,11 +12,11 @@ from pyspark.sql import functions as F
 
 from features import product_matches
 from features.store import WATERMARK_FORMAT, watermark
-from pricing.platform import delta_io
+from pricing.platform import catalog, delta_io
 from pricing.platform.config import Config
 from pricing.platform.errors import PricingError
+from pricing.platform.rows import first_value
 from pricing.platform.tables import table
-from pricing.sources import schemas
 
 """Timestamps cross into Python as strings in the session time zone (UTC), never as naive datetimes."""
 
@@ -38,7 +31,7 @@ class Changes:
 
 def bronze_events(spark: SparkSession, cfg: Config) -> DataFrame:
     frames = [delta_io.read(spark, table(cfg, t)).select("listing_id", "event_time", "ingested_at")
-              for t in schemas.BRONZE_TABLE.values()]
+              for t in catalog.BRONZE_EVENT_TABLES.values()]
     out = frames[0]
     for f in frames[1:]:
         out = out.unionByName(f)
@@ -50,7 +43,7 @@ def changes_since(bronze: DataFrame, mark: str | None) -> Changes | None:
     if mark is None:
         return Changes(None, None)
     new = bronze.where(F.col("ingested_at") > F.lit(mark).cast("timestamp"))
-    earliest = new.agg(F.date_format(F.date_trunc("day", F.min("event_time")), WATERMARK_FORMAT)).first()[0]
+    earliest = first_value(new.agg(F.date_format(F.date_trunc("day", F.min("event_time")), WATERMARK_FORMAT)))
     if earliest is None:
         return None
     return Changes(earliest, new.select("listing_id").distinct())

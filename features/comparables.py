@@ -8,8 +8,8 @@ One row per listing, as of its listing time (``as_of = created_at``, when a pric
 * **nearest comparables**: of its matches sold strictly before ``as_of``, the ``k`` best ranked (same product
   first, then by similarity, then the most recent sale), their count, median sold price and mean similarity.
 
-A sale at ``as_of`` itself, or after it, never counts.  A pair's similarity and decision depend on its two
-listings alone, so no later listing changes a row; every listing has a row (zero counts, null medians when
+A sale at ``as_of`` itself, or after it, never counts.  A pair's similarity and decision depend only on
+listings created no later than its ``known_at``, so no later listing changes a row; every listing has a row (zero counts, null medians when
 nothing comparable sold before).
 """
 
@@ -58,8 +58,8 @@ def compute(listings: DataFrame, sales: DataFrame, matches: DataFrame, k: int,
     """``silver.listings`` + ``silver.sales`` + ``features.product_matches`` -> one row per listing.
 
     Incremental: with ``since``, only listings created on or after it.  Nothing a row depends on can
-    arrive later than its own ``as_of`` and still count (sales strictly before it; pairs depend on the two
-    listings alone), so the time slice covers every row new data can change.
+    arrive later than its own ``as_of`` and still count (sales strictly before it; pairs depend only on
+    listings created no later than their ``known_at``), so the time slice covers every row new data can change.
     """
     queries = rows_to_rebuild(listings.select("listing_id", F.col("created_at").alias("as_of")), "as_of", since)
     other = listings.select(F.col("listing_id").alias("matched_listing_id"), F.col("created_at").alias("m_created_at"))

@@ -8,6 +8,8 @@ later listings' words) and flags for strong phrases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -84,7 +86,7 @@ def code(col: str) -> Column:
     return F.when(F.col(col).isNotNull(), F.pmod(F.xxhash64(F.lower(F.trim(F.col(col)))), F.lit(1 << 20))).cast("int")
 
 
-def with_seller_history(listings: DataFrame, sales: DataFrame):  # type: ignore[no-untyped-def]
+def with_seller_history(listings: DataFrame, sales: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """Adds the seller's listings and sales strictly before each row's ``as_of``.
 
     ``listings`` (all of them, with ``seller_id`` and ``created_at``) and ``sales`` (``seller_id``,

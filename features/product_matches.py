@@ -1,9 +1,9 @@
 """product_matches and product_clusters: what ``pricing match`` writes (``pricing.matching.products`` does the work).
 
 ``product_matches`` holds every candidate pair in a brand x category block at or above ``match.min_similarity``,
-in both directions, with the same-product decision.  A pair's similarity and decision depend on its two
-listings alone, so a pair is knowable from the later of the two listing times (``known_at``) and the table
-can feed point-in-time features.  ``product_clusters`` are connected components of the same-product pairs:
+in both directions, with the same-product decision.  A pair's similarity and decision depend only on
+listings created no later than the later of its two listings (the generic words are learned as of then), so a
+pair is knowable from that time (``known_at``) and the table can feed point-in-time features.  ``product_clusters`` are connected components of the same-product pairs:
 built from every listing (a later listing can join two earlier ones), they are for browsing "the same item"
 and for evaluation, never for features.
 """

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from features.spec import FeatureSpec
 from pricing.platform import delta_io
 from pricing.platform.config import Config
+from pricing.platform.rows import first_row, first_value
 from pricing.platform.tables import TableRef, table
 
 WATERMARK = "pricing.watermark"
@@ -26,7 +27,7 @@ SPEC_HASH = "pricing.spec_hash"
 
 def ingested_through(df: DataFrame) -> str | None:
     """The latest ``ingested_at`` of ``df`` as a watermark string; None when ``df`` is empty."""
-    return df.agg(F.date_format(F.max("ingested_at"), WATERMARK_FORMAT)).first()[0]  # type: ignore[index]
+    return first_value(df.agg(F.date_format(F.max("ingested_at"), WATERMARK_FORMAT)))
 
 
 def _sql_string(s: str) -> str:
@@ -34,7 +35,7 @@ def _sql_string(s: str) -> str:
 
 
 def properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
-    return dict(spark.sql(f"DESCRIBE DETAIL {ref.sql}").first()["properties"] or {})
+    return dict(first_row(spark.sql(f"DESCRIBE DETAIL {ref.sql}"))["properties"] or {})
 
 
 def watermark(spark: SparkSession, cfg: Config, spec: FeatureSpec, params: dict | None = None) -> str | None:

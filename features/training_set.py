@@ -95,8 +95,8 @@ def compute(features: DataFrame, stats: DataFrame, listings: DataFrame, sold_wit
         # The row stamped exactly at the listing's time (comparable_sales has one per listing, at created_at).
         cmp = comparables.select(F.col("listing_id").alias("_cmp_id"), F.col("as_of").alias("_cmp_as_of"),
                                  *[c for c, _, _ in _comparable])
-        on = (F.col("listing_id") == F.col("_cmp_id")) & (F.col("as_of") == F.col("_cmp_as_of"))
-        df = df.join(cmp, on, "left").drop("_cmp_id", "_cmp_as_of")
+        same = (F.col("listing_id") == F.col("_cmp_id")) & (F.col("as_of") == F.col("_cmp_as_of"))
+        df = df.join(cmp, same, "left").drop("_cmp_id", "_cmp_as_of")
     else:
         df = df.select("*", *[F.lit(None).cast(t).alias(c) for c, t, _ in _comparable])
     df = (df.withColumn("created_at", F.col("as_of"))

@@ -1,1 +1,2 @@
-"""One thin module per workflow task.  Each exposes ``run(spark, cfg) -> JobSummary`` and ``main()``."""
+"""One thin module per workflow task: ``run(spark, cfg) -> JobSummary`` reads its inputs, calls the library, writes,
+logs and returns its summary.  Only ``pricing.workflow`` imports these modules; no job imports another."""

@@ -5,12 +5,14 @@ matches, when ``features.comparables``), then training_set (as-of joins of all o
 Each table's watermark is the bronze ``ingested_at`` it was built through.  Rows ingested after it
 give the earliest event time they touch; every row stamped on or after that day is recomputed (from
 all the data it needs), and listings whose labels changed are re-joined.  The result equals a full
-rebuild (tests/jobs/test_features_incremental.py proves it).
+rebuild (``tests/jobs/test_generate_ingest.py::test_incremental_feature_build_equals_a_full_rebuild``).
 """
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from collections.abc import Callable
+
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import comparables, listing_features, market_stats, product_matches, training_set
@@ -40,7 +42,9 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         "comparables_k": cfg.features.comparables_k, **product_matches.params(cfg.match),
         "comparables_spec": comparables.SPEC.fingerprint()}
 
-    def build(spec: FeatureSpec, make, more: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+    # make(since, touched): the spec's rows, from ``since`` on (None: all) and for the ``touched`` listings
+    def build(spec: FeatureSpec, make: Callable[[Column | None, DataFrame | None], DataFrame],
+              more: dict | None = None) -> None:
         params_ = {**params, **(more or {})}
         mark = watermark(spark, cfg, spec, params_) if cfg.features.incremental else None
         todo = changes_since(bronze, mark)

@@ -16,18 +16,19 @@ from features.store import _sql_string, properties
 from pricing.platform import catalog, delta_io, faults
 from pricing.platform.config import Config
 from pricing.platform.errors import DataQualityError
-from pricing.platform.locks import exclusive
+from pricing.platform.locks import job_lock
 from pricing.platform.summary import JobSummary
 from pricing.platform.tables import table
 from pricing.sources import schemas
 from pricing.sources.ingest import LOCK, SILVER_SOURCE, Tally, source_batches
 from pricing.sources.landing import bronze_schema
+from pricing.sources.silver import COLUMN_DOCS as SILVER_DOCS
 from pricing.sources.silver import build_listings, build_sales
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     # One ingest at a time per storage root: the streams' checkpoints take one writer each.
-    with exclusive(cfg.state_path(f"locks/{LOCK}"), "pricing ingest", cfg.ingest.lock_timeout_s):
+    with job_lock(spark, cfg, LOCK, "pricing ingest", cfg.ingest.lock_timeout_s):
         return _ingest(spark, cfg)
 
 
@@ -43,7 +44,7 @@ def _ingest(spark: SparkSession, cfg: Config) -> JobSummary:
                 "landing files; inspect bronze and bronze.quarantine before re-running."
             )
         summary.rows_in[event_type] = t.read
-        summary.rows_out[schemas.BRONZE_TABLE[event_type]] = t.inserted
+        summary.rows_out[catalog.BRONZE_EVENT_TABLES[event_type].logical] = t.inserted
         totals.add(t)
     summary.info["source"] = cfg.ingest.source
     summary.info["reconcile"] = (f"read {totals.read:,} = bronze {totals.inserted:,} + quarantine "
@@ -52,17 +53,17 @@ def _ingest(spark: SparkSession, cfg: Config) -> JobSummary:
                       "duplicates": totals.duplicates}
     if totals.reasons:
         summary.info["quarantine"] = dict(sorted(totals.reasons.items()))
-    bronze = {et: table(cfg, t) for et, t in schemas.BRONZE_TABLE.items()}
+    bronze = {et: table(cfg, t) for et, t in catalog.BRONZE_EVENT_TABLES.items()}
     for et, ref in bronze.items():
         if not delta_io.exists(spark, ref):  # no file of this type yet: an empty table keeps silver simple
-            delta_io.overwrite(spark.createDataFrame([], bronze_schema(spark, et)), ref)
+            delta_io.overwrite(spark.createDataFrame([], bronze_schema(spark, et)), ref, docs=schemas.BRONZE_DOCS[et])
     faults.point("ingest.before_silver")
     silver = (catalog.SILVER_LISTINGS, catalog.SILVER_SALES)
     # Silver is a pure function of bronze: rebuild it only when bronze changed (a no-op run writes nothing).
     # "Changed" is judged against the bronze versions each silver table records having been built from, not
     # only this run's inserts: a run killed after its bronze commits but before silver leaves bronze ahead of
     # silver, and the re-run (which inserts nothing new) must still rebuild silver.
-    built_from = json.dumps({schemas.BRONZE_TABLE[et]: delta_io.version(spark, ref) for et, ref in bronze.items()},
+    built_from = json.dumps({catalog.BRONZE_EVENT_TABLES[et].logical: delta_io.version(spark, ref) for et, ref in bronze.items()},
                             sort_keys=True)
     stale = [t for t in silver if not delta_io.exists(spark, table(cfg, t))
              or properties(spark, table(cfg, t)).get(SILVER_SOURCE) != built_from]
@@ -71,16 +72,16 @@ def _ingest(spark: SparkSession, cfg: Config) -> JobSummary:
         for logical, df in zip(silver, (build_listings(created, changes, sold, removed), build_sales(created, sold)),
                                strict=True):
             ref = table(cfg, logical)
-            delta_io.overwrite(df, ref)
+            delta_io.overwrite(df, ref, docs=SILVER_DOCS[logical])
             # Recorded after the data commit: a crash in between only makes the next run rebuild again.
             spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ({_sql_string(SILVER_SOURCE)} = "
                       f"{_sql_string(built_from)})")
     for logical in silver:
         ref = table(cfg, logical)
-        summary.rows_out[logical] = delta_io.read(spark, ref).count()
-        summary.tables[logical] = delta_io.version(spark, ref)
+        summary.rows_out[logical.logical] = delta_io.read(spark, ref).count()
+        summary.tables[logical.logical] = delta_io.version(spark, ref)
     for et, ref in bronze.items():
-        summary.tables[schemas.BRONZE_TABLE[et]] = delta_io.version(spark, ref)
+        summary.tables[catalog.BRONZE_EVENT_TABLES[et].logical] = delta_io.version(spark, ref)
     qref = table(cfg, catalog.BRONZE_QUARANTINE)
     if delta_io.exists(spark, qref):
         summary.tables[catalog.BRONZE_QUARANTINE.logical] = delta_io.version(spark, qref)

@@ -26,9 +26,11 @@ from pyspark.sql import functions as F
 
 from pricing.demand_model.estimator import DemandPredictor, recommend_frame
 from pricing.demand_model.training import exploration_design, load_demand_version, with_demand_inputs
+from pricing.optimisation.evaluation import check_evaluable
 from pricing.optimisation.recommend import (
     EVAL_OUTPUT,
     OUTPUT,
+    OUTPUT_DOCS,
     catalogue,
     demand_champion,
     evaluate_policies,
@@ -42,12 +44,12 @@ from pricing.optimisation.recommend import (
 from pricing.platform import catalog, delta_io, tracking
 from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError
+from pricing.platform.rows import first_value
 from pricing.platform.summary import JobSummary
 from pricing.platform.tables import table
 from pricing.price_model.predictor import score_frame
 from pricing.price_model.promotion import load_version
 from pricing.price_model.scoring import SUPPORT_COL, apply_guardrails, champion_version
-from pricing.world.true_demand import HORIZON_DAYS
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
@@ -63,13 +65,12 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         raise ConfigError(f"{demand_name} v{demand_v} was identified by price exploration, but this export records "
                           f"no experiment: the listings' own prices (before their nudge) cannot be recovered")
     evaluate = r.evaluate and delta_io.exists(spark, table(cfg, catalog.TRUTH_LISTINGS))
-    if evaluate and predictor.horizon_days > HORIZON_DAYS:
-        raise ConfigError(f"the evaluation needs a horizon <= {HORIZON_DAYS} days (nothing sells later in the "
-                          f"simulator); the demand model's is {predictor.horizon_days}: set recommend.evaluate=false")
+    if evaluate:
+        check_evaluable(predictor.horizon_days)
     cat, feat_ref, feat_version, n_active = catalogue(spark, cfg)
     # Time on the market so far (its survival is evidence about the item); the latest listing stands for now,
     # as in the demand job (simulated timelines are fixed).
-    now_ref = delta_io.read(spark, feat_ref, version=feat_version).agg(F.max("as_of")).first()[0]
+    now_ref = first_value(delta_io.read(spark, feat_ref, version=feat_version).agg(F.max("as_of")))
     cat = (cat.transform(with_demand_inputs(design, predictor.segment_cols))
            .withColumn("age_days", F.greatest(F.lit(0.0), (F.lit(now_ref).cast("timestamp").cast("double")
                                                             - F.col("created_at").cast("double")) / 86400.0))
@@ -96,18 +97,18 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         F.lit(scoring_date).cast("date").alias("scoring_date"), F.lit(now).alias("scored_at"))
     ref = table(cfg, OUTPUT)
     t0 = datetime.now(UTC)
-    summary.tables[OUTPUT] = replace_date(spark, out, ref, scoring_date)
+    summary.tables[OUTPUT.logical] = replace_date(spark, out, ref, scoring_date, docs=OUTPUT_DOCS)
     write_s = (datetime.now(UTC) - t0).total_seconds()
     written = delta_io.read(spark, ref).where(F.col("scoring_date") == F.lit(scoring_date))
     stats = recommendation_stats(written)
     evaluation = None
     if evaluate:
         evaluation = evaluate_policies(spark, cfg, full, predictor.horizon_days, demand_v, scoring_date, now)
-        summary.tables[EVAL_OUTPUT] = evaluation[1]
+        summary.tables[EVAL_OUTPUT.logical] = evaluation[1]
     run_id = log_recommend_run(cfg, stats, evaluation[0] if evaluation else None, demand_v, price_v, scoring_date)
     full.unpersist()
     summary.rows_in["active_listings"] = n_active
-    summary.rows_out[OUTPUT] = int(stats["rows"])
+    summary.rows_out[OUTPUT.logical] = int(stats["rows"])
     summary.info.update({
         "demand_model": f"{demand_name} v{demand_v} (@champion, {predictor.identification})",
         "price_model": f"{price_name} v{price_v} (@champion)", "scoring_date": str(scoring_date),

@@ -28,6 +28,7 @@ from pricing.price_model.predictor import score_frame
 from pricing.price_model.promotion import load_version
 from pricing.price_model.scoring import (
     OUTPUT,
+    OUTPUT_DOCS,
     SUPPORT_COL,
     apply_guardrails,
     champion_version,
@@ -68,20 +69,23 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     ref = table(cfg, OUTPUT)
     previous = previous_scoring_date(spark, ref, scoring_date)
     t0 = datetime.now(UTC)
-    delta_io.overwrite(out, ref, replace_where=f"scoring_date = DATE'{scoring_date.isoformat()}'")
+    delta_io.overwrite(out, ref, replace_where=f"scoring_date = DATE'{scoring_date.isoformat()}'", docs=OUTPUT_DOCS)
     write_s = (datetime.now(UTC) - t0).total_seconds()
-    written = delta_io.read(spark, ref).where(F.col("scoring_date") == F.lit(scoring_date)).persist()
+    # The version this write made (the slice is this job's own: one scoring run at a time); read back at it.
+    out_version = delta_io.version(spark, ref)
+    written = delta_io.read(spark, ref, version=out_version).where(
+        F.col("scoring_date") == F.lit(scoring_date)).persist()
     stats = scoring_stats(written)
     if previous is not None:
         prev = delta_io.read(spark, ref).where(F.col("scoring_date") == F.lit(previous))
         stats.update({f"drift_{k}": v for k, v in monitoring.drift(
             prev.select(F.log("suggested_price").alias("x")).where("x IS NOT NULL"),
             written.select(F.log("suggested_price").alias("x")).where("x IS NOT NULL"), "x").items()})
-    run_id = log_scoring_summary(cfg, written, stats, version, scoring_date, previous, feat_version)
+    run_id = log_scoring_summary(cfg, written, stats, version, scoring_date, previous, feat_version, ref, out_version)
     written.unpersist()
     summary.rows_in["active_listings"] = n_active
-    summary.rows_out[OUTPUT] = int(stats["rows"])
-    summary.tables[OUTPUT] = delta_io.version(spark, ref)
+    summary.rows_out[OUTPUT.logical] = int(stats["rows"])
+    summary.tables[OUTPUT.logical] = out_version
     summary.info.update({
         "model": f"{name} v{version} (@champion)", "scoring_date": str(scoring_date),
         "features": f"{feat_ref} @ v{feat_version}",

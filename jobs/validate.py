@@ -17,7 +17,7 @@ from pricing.platform.errors import DataQualityError
 from pricing.platform.summary import JobSummary
 from pricing.platform.tables import table
 from pricing.validation.data_docs import make_offline
-from pricing.validation.gate import RESULT_SCHEMA, RESULTS, reference_time
+from pricing.validation.gate import RESULT_DOCS, RESULT_SCHEMA, RESULTS, reference_time
 from pricing.validation.suites import (
     CheckResult,
     docs_index,
@@ -33,7 +33,7 @@ from pricing.validation.suites import (
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary = JobSummary("validate")
     # Everything that can be wrong in configuration fails here, before any table or file is written.
-    suites = load_suites(cfg.path(cfg.validate_.suites_dir))
+    suites = load_suites(cfg.suites_dir)
     refs = {s.name: table(cfg, s.table) for s in suites}
     out = table(cfg, RESULTS)
     reference = reference_time(cfg)
@@ -61,8 +61,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     rows = [(run_id, validated_at, r.suite, r.table, r.expectation, r.kwargs, r.severity, r.success, r.observed,
              r.expected) for r in results]
     # merge_schema: tables written before `expected` existed gain the column instead of failing the append.
-    delta_io.append(spark.createDataFrame(rows, RESULT_SCHEMA), out, merge_schema=True)
-    summary.tables[RESULTS] = delta_io.version(spark, out)
+    delta_io.append(spark.createDataFrame(rows, RESULT_SCHEMA), out, merge_schema=True, docs=RESULT_DOCS)
+    summary.tables[RESULTS.logical] = delta_io.version(spark, out)
     failed_blocking = [r for r in results if not r.success and r.severity == "blocking"]
     warnings = [r for r in results if not r.success and r.severity == "warning"]
     index = docs_index(docs_dir)

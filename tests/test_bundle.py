@@ -17,7 +17,7 @@ from databricks.bundles.jobs import DataSecurityMode, Job
 
 from pricing.platform.config import load_config
 from pricing.platform.errors import ConfigError
-from pricing.workflow.bundle import Bundle, load_bundle, load_validated, problems
+from pricing.workflow.bundle import Bundle, load_bundle, load_validated, problems, target_resources
 from pricing.workflow.dag import load_tasks
 from pricing.workflow.runner import JOBS
 
@@ -76,6 +76,9 @@ def test_training_job_order_and_task_values(bundle: Bundle) -> None:
     assert by_key["train"]["job_cluster_key"] == by_key["demand"]["job_cluster_key"] == "training"
     assert [d["task_key"] for d in by_key["demand"]["depends_on"]] == ["train"]
     assert "train.num_workers=${var.workers}" in _sets(by_key["demand"])
+    # A wheel on a cluster is no git checkout: the runs and model versions take the commit from the bundle.
+    for key in ("train", "demand"):
+        assert "mlflow.git_commit=${bundle.git.commit}" in _sets(by_key[key]), key
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in bundle.jobs["pricing_training"].spec["job_clusters"]}
     assert clusters["training"]["spark_conf"]["spark.task.cpus"] == "${var.cores_per_worker}"
     assert "spark.task.cpus" not in clusters["etl"]["spark_conf"]
@@ -164,6 +167,8 @@ def test_conf_agrees_with_the_bundle_target(bundle: Bundle, target: str) -> None
     for name in ("model_name", "demand_model_name"):
         assert v[name].startswith(f"{v['catalog']}.{v['schema']}.") and v[name].count(".") == 2, name
     assert cfg.train.num_workers == int(v["workers"])
+    # Non-table state on the target's Volume, the same path the tasks pass.
+    assert cfg.storage.root == f"/Volumes/{v['catalog']}/{v['schema']}/{v['state_volume']}"
 
 
 # ---- failure paths, on a mutated copy of the real YAML -----------------------------------------------------------
@@ -290,3 +295,84 @@ def test_unknown_top_level_and_target_keys_are_rejected(tmp_path: Path) -> None:
     found = problems(load_bundle(_copy(tmp_path, mutate, "databricks.yml")))
     assert any("unknown top-level key 'varaibles' (did you mean 'variables'?)" in p for p in found), found
     assert any("target 'prod': mode 'prod' is not one of development, production" in p for p in found), found
+
+
+# ---- Unity Catalog objects, state on a Volume, run_as and permissions -------------------------------------------
+STATE_ROOT = "storage.root=/Volumes/${var.catalog}/${var.schema}/${var.state_volume}"
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_each_target_declares_its_unity_catalog_objects(bundle: Bundle, target: str) -> None:
+    from databricks.bundles.experiments import MlflowExperiment
+    from databricks.bundles.registered_models import RegisteredModel
+    from databricks.bundles.schemas import Schema
+    from databricks.bundles.volumes import Volume, VolumeType
+
+    cfg = load_config(target)
+    catalog = cfg.storage.catalog
+    schemas = target_resources(bundle, target, "schemas")
+    # One schema per storage layer, in the target's catalog, each documented.
+    assert {(s["catalog_name"], s["name"]) for s in schemas.values()} == \
+        {(catalog, name) for name in cfg.storage.schemas.values()}
+    assert all(Schema.from_dict(s).comment for s in schemas.values())
+    volumes = target_resources(bundle, target, "volumes")
+    state = Volume.from_dict(volumes["state"])
+    assert state.volume_type == VolumeType.MANAGED and state.comment
+    assert f"/Volumes/{state.catalog_name}/{state.schema_name}/{state.name}" == cfg.storage.root
+    models = {k: RegisteredModel.from_dict(m) for k, m in target_resources(bundle, target, "registered_models").items()}
+    assert {f"{m.catalog_name}.{m.schema_name}.{m.name}" for m in models.values()} == \
+        {cfg.mlflow.model_name, cfg.mlflow.demand_model_name}
+    for key, m in models.items():
+        assert m.comment and m.grants, key
+        assert all(g.principal and g.privileges for g in m.grants), key
+    experiments = [MlflowExperiment.from_dict(e) for e in target_resources(bundle, target, "experiments").values()]
+    assert [e.name for e in experiments] == [cfg.mlflow.experiment]
+
+
+def test_every_task_keeps_its_state_on_the_volume_and_local_runs_do_not(bundle: Bundle) -> None:
+    for key, job in bundle.jobs.items():
+        for t in job.tasks:
+            assert STATE_ROOT in _sets(t), f"{key}.{t['task_key']}"
+        # The local runner drops bundle substitutions: local runs keep conf/local.yml's .pricing/.
+        for task in load_tasks(ROOT, key):
+            assert not any(o.startswith("storage.root=") for o in task.overrides), task.key
+
+
+def test_prod_runs_as_a_service_principal_with_group_permissions(bundle: Bundle) -> None:
+    prod = bundle.targets["prod"]
+    assert prod["run_as"] == {"service_principal_name": "${var.service_principal}"}
+    assert {"level": "CAN_MANAGE", "group_name": "${var.admin_group}"} in prod["permissions"]
+    assert {"level": "CAN_VIEW", "group_name": "users"} in prod["permissions"]
+    assert "run_as" not in bundle.targets["dev"]
+    # Schemas keep their names in development mode, or dev tables would not be where conf/dev.yml says.
+    assert bundle.config["experimental"]["skip_name_prefix_for_schema"] is True
+
+
+UC = "resources/unity_catalog.yml"
+
+
+@pytest.mark.parametrize(("file", "mutate", "expected"), [
+    (UC, lambda d: _rename(d["resources"]["volumes"]["state"], "volume_type", "volume_typ"),
+     r"resources\.volumes\.state: unknown key 'volume_typ' for Volume \(did you mean 'volume_type'\?\)"),
+    (UC, lambda d: d["resources"]["volumes"]["state"].update(volume_type="MANAGD"),
+     r"resources\.volumes\.state\.volume_type: 'MANAGD' is not a valid VolumeType"),
+    (UC, lambda d: _rename(d["resources"]["registered_models"]["price"], "comment", "coment"),
+     r"resources\.registered_models\.price: unknown key 'coment' for RegisteredModel \(did you mean 'comment'\?\)"),
+    (UC, lambda d: d["resources"]["schemas"]["silver"]["grants"][1].update(privileges=["USE_SCHEMA", "SELCT"]),
+     r"resources\.schemas\.silver\.grants\[\$\{var\.reader_group\}\]\.privileges: 'SELCT' is not a valid Privilege"),
+    (UC, lambda d: d["resources"]["schemas"]["truth"].pop("catalog_name"),
+     r"resources\.schemas\.truth: missing required key\(s\) catalog_name for Schema"),
+    (UC, lambda d: _rename(d["resources"]["experiments"]["pricing"], "name", "nmae"),
+     r"resources\.experiments\.pricing: unknown key 'nmae' for MlflowExperiment"),
+    (UC, lambda d: _rename(d["resources"], "volumes", "volume"),
+     r"unknown resource type 'volume' \(did you mean 'volumes'\?\)"),
+    ("databricks.yml", lambda d: d["targets"]["prod"]["permissions"][0].update(level="CAN_MANAGES"),
+     r"target 'prod': permissions\[0\]: level 'CAN_MANAGES' is not one of CAN_VIEW, CAN_RUN, CAN_MANAGE"),
+    ("databricks.yml", lambda d: _rename(d["targets"]["prod"]["run_as"], "service_principal_name", "service_principal"),
+     r"target 'prod': run_as: unknown key 'service_principal' for run_as \(did you mean 'service_principal_name'\?\)"),
+])
+def test_a_typo_in_a_unity_catalog_object_or_access_rule_is_reported(
+        tmp_path: Path, file: str, mutate: Callable[[dict[str, Any]], None], expected: str) -> None:
+    found = problems(load_bundle(_copy(tmp_path, mutate, file)))
+    assert found and all(p.startswith(str(tmp_path / file)) for p in found), found
+    assert any(re.search(expected, p) for p in found), found

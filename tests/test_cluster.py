@@ -41,7 +41,7 @@ LOCAL_JOBS = ("generate", "ingest")
 JOBS = ("match", "features", "train", "promote", "score")
 TINY = [
     "simulator.n_listings=4000", "simulator.n_sellers=400", "simulator.n_brands=40", "simulator.days=90",
-    "simulator.partitions=2", "spark.shuffle_partitions=2", "spark.ui=false", "train.n_estimators=30",
+    "simulator.partitions=2", "spark.shuffle_partitions=2", "spark.ui=false", "train.booster.n_estimators=30",
     "train.num_workers=2", "train.test_days=14", "train.validation_days=14",
 ]
 # Runs each job as `pricing <args> <job>` would, sharing one driver: prints each exit code, stops at the first failure.
@@ -50,7 +50,10 @@ import sys
 from pricing.workflow.cli import main
 split = sys.argv.index("--jobs")
 for job in sys.argv[split + 1:]:
-    rc = main([*sys.argv[1:split], job])
+    try:
+        rc = main([*sys.argv[1:split], job])
+    except SystemExit as exc:  # a job error: `pricing <job>` exits 2
+        rc = exc.code
     print(f"@@ {job} exit {rc}", flush=True)
     if rc:
         sys.exit(rc)

@@ -20,7 +20,7 @@ HORIZONS = (7, 14, 30, 60)
 
 
 @pytest.fixture(scope="module")
-def simulated(spark) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def simulated(spark) -> pd.DataFrame:
     sim = simulate(spark, SimulatorConfig(seed=3, n_listings=10_000, n_sellers=1_000, n_brands=100, days=240,
                                           partitions=2, bad_record_rate=0.0))
     # Only listings with the full 60 days inside the simulated period: their sale is never cut by its end.

@@ -117,7 +117,7 @@ def _world(n: int, rng: np.random.Generator, nudge_share: float) -> pd.DataFrame
 
 
 @pytest.fixture(scope="module")
-def fitted(spark, cfg):  # type: ignore[no-untyped-def]
+def fitted(spark, cfg):
     rng = np.random.default_rng(7)
     world = _world(6_000, rng, 0.35)
     # The value model: a real booster that learns log1p(value) from the one feature.
@@ -129,12 +129,12 @@ def fitted(spark, cfg):  # type: ignore[no-untyped-def]
     world["log_price_to_value"] = np.log(world["own_price"]) - world["log_value"]
     control = spark.createDataFrame(world[world["price_nudge"] == 0]).withColumn(
         "is_valid", F.col("listing_id") % 5 == 0)
-    small = cfg.with_overrides(["demand.n_estimators=60", "demand.max_depth=3"])
+    small = cfg.with_overrides(["demand.booster.n_estimators=60", "demand.booster.max_depth=3"])
     clf = fit_classifier(spark, small, vectors(control, ["v", "log_value", "log_price_to_value"], "label"), 3)
     return world, DemandPredictor(("v",), clf, (value, value), {ALL: 0.0}, 30)
 
 
-def test_a_fitted_classifier_never_raises_the_sale_probability_with_price(fitted) -> None:  # type: ignore[no-untyped-def]
+def test_a_fitted_classifier_never_raises_the_sale_probability_with_price(fitted) -> None:
     world, model = fitted
     rows = world.sample(500, random_state=1)
     prices = rows["own_price"].to_numpy()[:, None] * np.exp(np.linspace(-1.0, 1.0, 41))[None, :]
@@ -145,7 +145,7 @@ def test_a_fitted_classifier_never_raises_the_sale_probability_with_price(fitted
     assert np.any(np.diff(naive, axis=1) < -1e-3)  # and the price does move it
 
 
-def test_randomised_nudges_recover_the_elasticity_the_naive_slope_misses(spark, fitted) -> None:  # type: ignore[no-untyped-def]
+def test_randomised_nudges_recover_the_elasticity_the_naive_slope_misses(spark, fitted) -> None:
     world, model = fitted
     nudged = world[world["price_nudge"] != 0].copy()
     p0 = model.classify(model.matrix(nudged), nudged["log_value"].to_numpy(), np.log(nudged["own_price"].to_numpy()))

@@ -17,12 +17,12 @@ from pricing.workflow.runner import run_job
 pytestmark = pytest.mark.slow
 
 
-def test_every_task_ran(workflow) -> None:  # type: ignore[no-untyped-def]
+def test_every_task_ran(workflow) -> None:
     assert list(workflow) == ["generate", "ingest", "match", "features", "validate", "train", "promote", "demand", "score",
                               "recommend"]
 
 
-def test_silver_matches_the_landing_events(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_silver_matches_the_landing_events(spark, cfg, workflow) -> None:
     # The export carries bad records (quarantined) and re-sent duplicates: silver holds each good event once.
     lines = spark.read.text(str(cfg.state_path(cfg.ingest.landing_dir) / "listing_created"))
     quarantined = delta_io.read(spark, table(cfg, "bronze.quarantine")).select(F.col("raw_payload").alias("value"))
@@ -38,7 +38,7 @@ def test_silver_matches_the_landing_events(spark, cfg, workflow) -> None:  # typ
     )
 
 
-def test_champion_is_registered_with_metrics(cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_champion_is_registered_with_metrics(cfg, workflow) -> None:
     tracking.setup(cfg)
     client = MlflowClient()
     mv = client.get_model_version_by_alias(cfg.mlflow.model_name, tracking.CHAMPION)
@@ -52,7 +52,7 @@ def test_champion_is_registered_with_metrics(cfg, workflow) -> None:  # type: ig
     assert mv.tags["sanity"] == "passed"
 
 
-def test_every_active_listing_is_priced_once(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_every_active_listing_is_priced_once(spark, cfg, workflow) -> None:
     active = delta_io.read(spark, table(cfg, "silver.listings")).where("status = 'active'").select("listing_id")
     preds = delta_io.read(spark, table(cfg, "ml.price_suggestions"))
     assert_df_equality(preds.select("listing_id"), active, ignore_row_order=True, ignore_nullable=True)
@@ -63,7 +63,7 @@ def test_every_active_listing_is_priced_once(spark, cfg, workflow) -> None:  # t
     assert [r.model_version for r in preds.select("model_version").distinct().collect()] == [int(champion)]
 
 
-def test_rescoring_the_same_date_replaces_rows(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_rescoring_the_same_date_replaces_rows(spark, cfg, workflow) -> None:
     ref = table(cfg, "ml.price_suggestions")
     before = delta_io.read(spark, ref).select("listing_id", "suggested_price", "p10", "p50", "p90")
     run_job("score", spark, cfg)
@@ -71,13 +71,13 @@ def test_rescoring_the_same_date_replaces_rows(spark, cfg, workflow) -> None:  #
     assert_df_equality(after, before, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_ingest_again_adds_nothing(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_again_adds_nothing(spark, cfg, workflow) -> None:
     summary = run_job("ingest", spark, cfg)
     assert set(summary.rows_in.values()) == {0}
     assert all(v == 0 for k, v in summary.rows_out.items() if k.startswith("bronze."))
 
 
-def test_a_corrupted_feature_table_blocks_the_run_before_train(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_a_corrupted_feature_table_blocks_the_run_before_train(spark, cfg, workflow) -> None:
     from pricing.platform.errors import DataQualityError
 
     ref = table(cfg, "features.training_set")

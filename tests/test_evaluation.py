@@ -21,7 +21,7 @@ TRAIN = [("A", "tops", "good", 1.0), ("A", "tops", "good", 1.5), (None, "tops", 
          ("B", "shoes", "good", 4.0)]
 
 
-def test_baselines_are_medians_of_the_training_weeks_with_brand_shrinkage(spark) -> None:  # type: ignore[no-untyped-def]
+def test_baselines_are_medians_of_the_training_weeks_with_brand_shrinkage(spark) -> None:
     train = spark.createDataFrame(TRAIN, "brand string, category string, condition string, label double")
     test = pd.DataFrame({"brand": ["A", "C", None, "B"], "category": ["tops", "tops", "jackets", "shoes"],
                          "condition": ["good", "used", "good", "good"]})
@@ -33,7 +33,7 @@ def test_baselines_are_medians_of_the_training_weeks_with_brand_shrinkage(spark)
                                [(2 * 1.25 + 2 * 1.5) / 4, 1.5, 1.75, (1 * 4.0 + 2 * 4.0) / 3])
 
 
-def test_brand_tiers_rank_brands_with_enough_sales_by_median_price(spark) -> None:  # type: ignore[no-untyped-def]
+def test_brand_tiers_rank_brands_with_enough_sales_by_median_price(spark) -> None:
     rows = [(f"b{i}", float(i)) for i in range(1, 6) for _ in range(3)] + [("rare", 9.0)]
     train = spark.createDataFrame(rows, "brand string, label double")
     tiers = brand_tiers(train, min_sales=3).sort_values("brand").reset_index(drop=True)

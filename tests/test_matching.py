@@ -32,29 +32,29 @@ TITLES = [
 
 
 @pytest.fixture(scope="module")
-def listings(spark):  # type: ignore[no-untyped-def]
+def listings(spark):
     return spark.createDataFrame([(i, T0 + timedelta(hours=i), *rest) for i, *rest in TITLES], SCHEMA)
 
 
 @pytest.fixture(scope="module")
-def result(listings):  # type: ignore[no-untyped-def]
+def result(listings):
     res = matching.match(listings, MatchConfig())
     yield res
     res.release()
 
 
-def _pairs(spark, rows):  # type: ignore[no-untyped-def]
+def _pairs(spark, rows):
     return spark.createDataFrame(rows, "listing_id long, matched_listing_id long, same_product boolean")
 
 
-def test_titles_are_normalised(spark) -> None:  # type: ignore[no-untyped-def]
+def test_titles_are_normalised(spark) -> None:
     df = spark.createDataFrame([("Nike AIR-ZOOM 90 Navy Blue Sneakers Size: UK 9 ✨",), ("tee shirt size one size",),
                                 ("sz XL off white hoodie",)], "title string")
     got = [r[0] for r in df.select(matching.normalise_title(F.col("title"))).collect()]
     assert got == ["nike air zoom 90 navy sneakers size", "tshirt", "offwhite hoodie"]
 
 
-def test_known_duplicates_are_matched_and_non_matches_are_not(spark, result) -> None:  # type: ignore[no-untyped-def]
+def test_known_duplicates_are_matched_and_non_matches_are_not(spark, result) -> None:
     same = result.pairs.where("same_product").select("listing_id", "matched_listing_id", "same_product")
     expected = _pairs(spark, [(a, b, True) for a, b in ((1, 2), (1, 3), (2, 3))]
                       + [(b, a, True) for a, b in ((1, 2), (1, 3), (2, 3))])
@@ -69,7 +69,7 @@ def test_known_duplicates_are_matched_and_non_matches_are_not(spark, result) -> 
                               ).count() == 0
 
 
-def test_pairs_carry_similarity_and_the_time_they_became_knowable(result) -> None:  # type: ignore[no-untyped-def]
+def test_pairs_carry_similarity_and_the_time_they_became_knowable(result) -> None:
     rows = {(r.listing_id, r.matched_listing_id): r for r in result.pairs.collect()}
     # "air zoom 90" and "air zoom90": 10 bigrams shared, 13 in all (m#, #9 against m9).
     assert rows[(1, 2)].similarity == pytest.approx(10 / 13) and rows[(1, 2)].same_product
@@ -78,14 +78,14 @@ def test_pairs_carry_similarity_and_the_time_they_became_knowable(result) -> Non
     assert rows[(1, 3)].known_at == rows[(3, 1)].known_at == T0 + timedelta(hours=3)
 
 
-def test_same_product_pairs_form_clusters(spark, result) -> None:  # type: ignore[no-untyped-def]
+def test_same_product_pairs_form_clusters(spark, result) -> None:
     got = matching.clusters(result, 10).select("listing_id", "cluster_id", "cluster_size")
     expected = spark.createDataFrame([(1, 1, 3), (2, 1, 3), (3, 1, 3)],
                                      "listing_id long, cluster_id long, cluster_size long")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_connected_components_of_chains_and_separate_parts(spark) -> None:  # type: ignore[no-untyped-def]
+def test_connected_components_of_chains_and_separate_parts(spark) -> None:
     edges = spark.createDataFrame([(5, 4), (4, 3), (3, 2), (2, 1), (9, 8), (20, 21)], "src long, dst long")
     got = matching.connected_components(edges, 10)
     expected = spark.createDataFrame([(n, 1) for n in range(1, 6)] + [(8, 8), (9, 8), (20, 20), (21, 20)],
@@ -95,7 +95,7 @@ def test_connected_components_of_chains_and_separate_parts(spark) -> None:  # ty
         matching.connected_components(edges, 1)
 
 
-def test_spark_ml_candidates_find_the_same_products(spark, listings) -> None:  # type: ignore[no-untyped-def]
+def test_spark_ml_candidates_find_the_same_products(spark, listings) -> None:
     res = matching.match(listings, MatchConfig(method="spark_ml"))
     same = res.pairs.where("same_product").where("listing_id < matched_listing_id").select(
         "listing_id", "matched_listing_id", "same_product")
@@ -104,7 +104,7 @@ def test_spark_ml_candidates_find_the_same_products(spark, listings) -> None:  #
     res.release()
 
 
-def test_precision_recall_and_recall_at_k_against_known_products(spark) -> None:  # type: ignore[no-untyped-def]
+def test_precision_recall_and_recall_at_k_against_known_products(spark) -> None:
     # Products: A = {1, 2, 3}, B = {4, 5}; 6 is no product.  Predicted: 1-2 (right), 4-6 (wrong).
     truth = spark.createDataFrame([(1, 100), (2, 100), (3, 100), (4, 200), (5, 200), (6, None)],
                                   "listing_id long, product_id long")
@@ -128,6 +128,37 @@ def test_precision_recall_and_recall_at_k_against_known_products(spark) -> None:
 def test_generic_vocabulary_covers_typos_but_not_model_names() -> None:
     assert {"trainers", "traners", "trianers", "sneakers", "blk", "oversized", "jewellery"} <= matching.GENERIC
     assert not {"zoom", "vemora", "pegasus", "90"} & matching.GENERIC
+
+
+def test_generic_words_are_learned_from_the_listings_as_of_each_pair(spark) -> None:
+    # "gilded" is in no list: it becomes generic when a fourth brand writes it (listing 5, hour 5).  Before,
+    # it is a model word of listings 1 and 2; listing 6 comes later, and the pairs 1-6 and 2-6 read 1 and 2
+    # with the vocabulary of hour 6 (their later version, without "gilded").  Model names (one brand each)
+    # never become generic.
+    rows = [(1, "Alpha", "Alpha Korva gilded jacket black"), (2, "Alpha", "korva GILDED black jacket"),
+            (3, "Bravo", "Selmi gilded jacket"), (4, "Charlie", "Tavon gilded jacket"),
+            (5, "Delta", "Quirel gilded jacket"), (6, "Alpha", "Korva black jacket")]
+    df = spark.createDataFrame([(i, T0 + timedelta(hours=i), b, "outerwear", "jackets", "black", t) for i, b, t in rows],
+                               SCHEMA)
+    assert not {"gilded", "korva", "selmi", "tavon", "quirel"} & matching.GENERIC
+    learned = [(r.word, r.since, r.colour) for r in matching.learned_vocabulary(df).collect()]
+    assert learned == [("gilded", T0 + timedelta(hours=5), None)]
+    versions = matching.match_keys(df, matching.vocabulary(df)).where("listing_id = 1").orderBy("valid_from")
+    assert [(r.model_words, r.valid_from, r.valid_to) for r in versions.collect()] == [
+        (["gilded", "korva"], T0 + timedelta(hours=1), T0 + timedelta(hours=5)), (["korva"], T0 + timedelta(hours=5), None)]
+    res = matching.match(df, MatchConfig())
+    got = {(r.listing_id, r.matched_listing_id): (r.similarity, r.same_product, r.known_at)
+           for r in res.pairs.where("listing_id < matched_listing_id").collect()}
+    assert got == {(1, 2): (1.0, True, T0 + timedelta(hours=2)), (1, 6): (1.0, True, T0 + timedelta(hours=6)),
+                   (2, 6): (1.0, True, T0 + timedelta(hours=6))}
+    res.release()
+    # A learned word whose listings mostly carry one colour attribute names that colour, from then on.
+    brands = ("Alpha", "Bravo", "Charlie", "Delta")
+    colours = ["yellow"] * 17 + ["black"] * 3
+    df = spark.createDataFrame([(i, T0 + timedelta(hours=i), brands[i % 4], "tops", "t-shirts", colours[i], "mustard tee")
+                                for i in range(20)], SCHEMA)
+    learned = [(r.word, r.since, r.colour, r.colour_since) for r in matching.learned_vocabulary(df).collect()]
+    assert learned == [("mustard", T0 + timedelta(hours=3), "yellow", T0 + timedelta(hours=19))]
 
 
 def test_simulated_colour_noise_never_names_a_sibling_colourway() -> None:

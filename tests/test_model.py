@@ -61,7 +61,7 @@ def test_quantile_intervals_need_both_boosters() -> None:
         PricePredictor(FEATURES, _booster(), Intervals("quantile"))
 
 
-def test_predictor_round_trips_through_bytes_and_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_predictor_round_trips_through_bytes_and_files(tmp_path) -> None:
     iv = Intervals("conformal", "seg", {ALL: (-0.2, 0.3), "1": (-0.4, 0.1)})
     pred = PricePredictor(FEATURES, _booster(), iv)
     X = np.array([[2.0, 1.0], [3.5, 0.0]], dtype=np.float32)
@@ -77,7 +77,7 @@ def test_missing_feature_column_is_named() -> None:
         pred.matrix(pd.DataFrame({"x": [1.0]}))
 
 
-def test_score_frame_matches_the_local_predictor(spark) -> None:  # type: ignore[no-untyped-def]
+def test_score_frame_matches_the_local_predictor(spark) -> None:
     iv = Intervals("conformal", "seg", {ALL: (-0.2, 0.3), "1": (-0.4, 0.1)})
     pred = PricePredictor(FEATURES, _booster(), iv)
     rows = [(1, 0.5, 1), (2, 4.0, 0), (3, None, 1)]

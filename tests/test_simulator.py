@@ -23,7 +23,8 @@ def _world(cfg: Config, partitions: int) -> Config:
                                f"simulator.partitions={partitions}"])
 
 
-def test_same_seed_same_output_whatever_the_partitioning(spark, cfg) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_same_seed_same_output_whatever_the_partitioning(spark, cfg) -> None:
     a, b = simulate(spark, _world(cfg, 1).simulator), simulate(spark, _world(cfg, 5).simulator)
     assert a.listings.rdd.getNumPartitions() != b.listings.rdd.getNumPartitions()
     assert_df_equality(a.truth_listings, b.truth_listings, ignore_row_order=True)
@@ -39,13 +40,13 @@ def test_same_seed_same_output_whatever_the_partitioning(spark, cfg) -> None:  #
 
 
 @pytest.fixture(scope="module")
-def sales(spark, cfg):  # type: ignore[no-untyped-def]
+def sales(spark, cfg):
     sim = simulate(spark, cfg.with_overrides(["simulator.n_listings=25000", "simulator.days=730"]).simulator)
     yield sim.listings
     sim.listings.unpersist()
 
 
-def test_sold_prices_match_published_marginals(sales) -> None:  # type: ignore[no-untyped-def]
+def test_sold_prices_match_published_marginals(sales) -> None:
     sold = sales.where("is_sold")
     row = sold.select(
         F.percentile_approx("sold_price", 0.5, 10_000).alias("median"), F.mean("sold_price").alias("mean"),
@@ -56,7 +57,7 @@ def test_sold_prices_match_published_marginals(sales) -> None:  # type: ignore[n
         assert abs(row[name] - target) <= tol, f"{name}: simulated {row[name]:.3f}, Mercari {target} ± {tol}"
 
 
-def test_condition_mix_matches_published_marginals(sales) -> None:  # type: ignore[no-untyped-def]
+def test_condition_mix_matches_published_marginals(sales) -> None:
     n = sales.count()
     mix = {r["condition"]: r["count"] / n for r in sales.groupBy("condition").count().collect()}
     assert set(mix) == set(CONDITION_MIX)
@@ -64,7 +65,7 @@ def test_condition_mix_matches_published_marginals(sales) -> None:  # type: igno
         assert abs(mix[cond] - share) <= max(0.015, share * 0.5), f"{cond}: {mix[cond]:.4f} vs {share}"
 
 
-def test_text_only_signals_reach_the_text(sales) -> None:  # type: ignore[no-untyped-def]
+def test_text_only_signals_reach_the_text(sales) -> None:
     text = F.lower(F.concat_ws(" ", "title", "description"))
     for flag, word in (("is_deadstock", "deadstock"), ("is_rare", "rare"), ("has_stain", "stain")):
         with_flag = sales.where(F.col(flag))
@@ -74,7 +75,7 @@ def test_text_only_signals_reach_the_text(sales) -> None:  # type: ignore[no-unt
         assert sales.where(~F.col(flag) & text.contains(word)).count() == 0
 
 
-def test_canonical_products_are_one_item_titled_many_ways(sales) -> None:  # type: ignore[no-untyped-def]
+def test_canonical_products_are_one_item_titled_many_ways(sales) -> None:
     inst = sales.where(F.col("product_id").isNotNull())
     assert sales.where(F.col("product_id").isNotNull() & F.col("brand").isNull()).count() == 0
     share = inst.count() / sales.where(F.col("brand").isNotNull()).count()

@@ -26,7 +26,7 @@ def test_missing_java_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> N
         spark_mod._check_java()
 
 
-def test_session_is_utc_with_delta_and_small_shuffle(spark) -> None:  # type: ignore[no-untyped-def]
+def test_session_is_utc_with_delta_and_small_shuffle(spark) -> None:
     conf = spark.conf
     assert conf.get("spark.sql.session.timeZone") == "UTC"
     assert conf.get("spark.sql.shuffle.partitions") == "2"

@@ -70,7 +70,7 @@ def e(kind: str, severity: str = "blocking", /, **kwargs: Any) -> dict[str, Any]
     return {"type": kind, "kwargs": kwargs, "severity": severity}
 
 
-def test_a_passing_suite_records_every_result(spark, vcfg, suites_dir) -> None:  # type: ignore[no-untyped-def]
+def test_a_passing_suite_records_every_result(spark, vcfg, suites_dir) -> None:
     write_listings(spark, vcfg, GOOD_ROWS)
     write_suite(suites_dir, "listings", [
         e("expect_table_columns_to_match_set", column_set=["listing_id", "created_at", "list_price"],
@@ -109,7 +109,7 @@ def test_a_passing_suite_records_every_result(spark, vcfg, suites_dir) -> None: 
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_a_blocking_failure_stops_with_observed_and_expected_values(spark, vcfg, suites_dir) -> None:  # type: ignore[no-untyped-def]
+def test_a_blocking_failure_stops_with_observed_and_expected_values(spark, vcfg, suites_dir) -> None:
     write_listings(spark, vcfg, [*GOOD_ROWS, (2, datetime(2025, 5, 19), -5.0, "good")])
     write_suite(suites_dir, "listings", [
         e("expect_column_values_to_be_unique", column="listing_id"),
@@ -133,7 +133,7 @@ def test_a_blocking_failure_stops_with_observed_and_expected_values(spark, vcfg,
                        "expect_column_values_to_be_in_set": True}
 
 
-def test_a_warning_is_reported_but_does_not_block(spark, vcfg, suites_dir) -> None:  # type: ignore[no-untyped-def]
+def test_a_warning_is_reported_but_does_not_block(spark, vcfg, suites_dir) -> None:
     write_listings(spark, vcfg, [*GOOD_ROWS[:2], (3, datetime(2025, 5, 10), 7.5, "mint")])
     write_suite(suites_dir, "listings", [
         e("expect_column_values_to_be_unique", column="listing_id"),
@@ -148,7 +148,7 @@ def test_a_warning_is_reported_but_does_not_block(spark, vcfg, suites_dir) -> No
     assert [tuple(r) for r in rows.collect()] == [("expect_column_values_to_be_in_set", "warning")]
 
 
-def test_row_count_is_checked_against_the_previous_accepted_run(spark, vcfg, suites_dir) -> None:  # type: ignore[no-untyped-def]
+def test_row_count_is_checked_against_the_previous_accepted_run(spark, vcfg, suites_dir) -> None:
     write_suite(suites_dir, "listings", [e("expect_table_row_count_to_be_between", relative_to_previous=0.5)])
     count = "expect_table_row_count_to_be_between"
 
@@ -178,13 +178,13 @@ def test_row_count_is_checked_against_the_previous_accepted_run(spark, vcfg, sui
     ((0.25, None), 10, (7, None)),      # [0.25, null]: a drop of more than a quarter fails, growth never does
     ((0.5, 0.5), None, (1, None)),      # no earlier run: at least one row
 ])
-def test_relative_row_count_bounds(relative, previous, bounds) -> None:  # type: ignore[no-untyped-def]
+def test_relative_row_count_bounds(relative, previous, bounds) -> None:
     spec = ExpectationSpec("expect_table_row_count_to_be_between", {}, "blocking", relative_to_previous=relative)
     kwargs, _ = resolve(spec, previous, None)
     assert (kwargs["min_value"], kwargs["max_value"]) == bounds
 
 
-def test_freshness_resolves_min_value_from_the_reference_time(spark, vcfg, suites_dir) -> None:  # type: ignore[no-untyped-def]
+def test_freshness_resolves_min_value_from_the_reference_time(spark, vcfg, suites_dir) -> None:
     write_listings(spark, vcfg, GOOD_ROWS)
     write_suite(suites_dir, "listings", [e("expect_column_max_to_be_between", column="created_at", max_age_hours=48)])
     fresh = validate.run(spark, vcfg).info["run_id"]
@@ -198,7 +198,7 @@ def test_freshness_resolves_min_value_from_the_reference_time(spark, vcfg, suite
             "2025-05-30T06:00:00 (at most 48 h older than the reference time 2025-06-01 06:00 UTC)") in str(failure.value)
 
 
-def test_reference_time_defaults_to_the_end_of_the_source_data(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_reference_time_defaults_to_the_end_of_the_source_data(cfg) -> None:
     # conftest's SMALL simulator: 200 days from 2024-11-01.
     assert validate.reference_time(cfg) == datetime(2025, 5, 20, tzinfo=UTC)
     partial = cfg.with_overrides(["simulator.export_through=2025-01-31"])
@@ -209,7 +209,7 @@ def test_reference_time_defaults_to_the_end_of_the_source_data(cfg) -> None:  # 
     assert validate.reference_time(fixed) == datetime(2025, 3, 1, 12, tzinfo=UTC)
 
 
-def test_data_docs_index_is_written_and_lists_the_suite(spark, vcfg, suites_dir) -> None:  # type: ignore[no-untyped-def]
+def test_data_docs_index_is_written_and_lists_the_suite(spark, vcfg, suites_dir) -> None:
     write_listings(spark, vcfg, GOOD_ROWS)
     write_suite(suites_dir, "listings_docs", [e("expect_column_values_to_be_unique", column="listing_id")])
     summary = validate.run(spark, vcfg)
@@ -220,7 +220,7 @@ def test_data_docs_index_is_written_and_lists_the_suite(spark, vcfg, suites_dir)
     assert len(pages) == 1 and "listing_id" in pages[0].read_text()
 
 
-def test_missing_tables_skip_optional_suites_and_fail_required_ones(spark, vcfg, suites_dir) -> None:  # type: ignore[no-untyped-def]
+def test_missing_tables_skip_optional_suites_and_fail_required_ones(spark, vcfg, suites_dir) -> None:
     unique = [e("expect_column_values_to_be_unique", column="event_id")]
     write_suite(suites_dir, "quarantine", unique, table_name="bronze.quarantine", optional=True)
     write_suite(suites_dir, "sales", unique, table_name="bronze.sales_raw")
@@ -253,7 +253,7 @@ def test_missing_tables_skip_optional_suites_and_fail_required_ones(spark, vcfg,
      r"is not a valid identifier"),
     ({"table": "silver.listings", "expectation": []}, r"unknown keys \['expectation'\]"),
 ])
-def test_a_bad_suite_is_rejected_before_any_write(spark, vcfg, suites_dir, suite, error) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_suite_is_rejected_before_any_write(spark, vcfg, suites_dir, suite, error) -> None:
     write_suite(suites_dir, "good", [e("expect_column_values_to_be_unique", column="listing_id")])
     (suites_dir / "bad.yml").write_text(yaml.safe_dump(suite))
     with pytest.raises(ConfigError, match=error) as failure:
@@ -262,7 +262,7 @@ def test_a_bad_suite_is_rejected_before_any_write(spark, vcfg, suites_dir, suite
     assert not vcfg.state_dir.exists()  # no results table, no GX context, no Data Docs
 
 
-def test_the_shipped_suites_load(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_the_shipped_suites_load(cfg) -> None:
     suites = {s.name: s for s in load_suites(cfg.path(cfg.validate_.suites_dir))}
     # A superset: more feature tables get their suites as they are added.
     assert {s.table for s in suites.values()} >= {
@@ -275,3 +275,22 @@ def test_the_shipped_suites_load(cfg) -> None:  # type: ignore[no-untyped-def]
     blocking = {x.type for x in suites["training_set"].expectations if x.severity == "blocking"}
     assert {"expect_column_quantile_values_to_be_between", "expect_column_values_to_be_unique",
             "expect_table_row_count_to_be_between"} <= blocking
+
+
+def test_a_blocking_failure_fails_the_databricks_task(spark, vcfg, suites_dir, monkeypatch, capsys) -> None:
+    """A task calls the wheel's `pricing` entry point as the Databricks trampoline does: `sys.argv = [package_name,
+    *parameters]`, `entry_point.load()()`, the return value ignored.  A blocking failure must escape it."""
+    import sys
+    from importlib.metadata import entry_points
+
+    write_listings(spark, vcfg, [*GOOD_ROWS, GOOD_ROWS[0]])
+    write_suite(suites_dir, "listings", [e("expect_column_values_to_be_unique", column="listing_id")])
+    sets = [f"storage.root={vcfg.storage.root}", f"validate.suites_dir={suites_dir}",
+            "validate.reference_time=2025-05-20T00:00:00Z"]
+    (entry_point,) = entry_points(group="console_scripts", name="pricing")
+    monkeypatch.setattr(sys, "argv", ["marketplace_pricing", *[a for s in sets for a in ("--set", s)], "validate"])
+    with pytest.raises(SystemExit) as exit_:
+        entry_point.load()()
+    assert exit_.value.code not in (0, None)
+    assert isinstance(exit_.value.__cause__, DataQualityError)
+    assert "pricing validate: error: 1 blocking expectation(s) failed" in capsys.readouterr().err

@@ -41,27 +41,34 @@ and would leak the label into the classifier's most important input.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pricing.platform.blobs import read_blobs, write_blobs
+from pricing.demand_model.pyfunc import (
+    ALL,
+    P_EPS,
+    VALUE_COLS,
+    DemandModel,
+    DemandPredictor,
+    cumulative_hazard,
+    frailty_mean,
+    price_response,
+    shape_at,
+    survival_update,
+)
 
-ALL = "*"
-"""Elasticity key used for every segment without an estimate of its own."""
-VALUE_COLS = ("log_value", "log_price_to_value")
-"""Classifier inputs appended to the listing features: log predicted value, log(own price / value)."""
-P_EPS = 1e-6
-"""Sale probabilities are kept inside [P_EPS, 1 - P_EPS] before taking logs."""
+__all__ = [
+    "ALL", "FRAILTY_KNOTS", "INPUT_COLS", "P_EPS", "RECOMMEND_SCHEMA", "VALUE_COLS", "DemandModel", "DemandPredictor",
+    "as_pandas_input", "choose", "cloglog_slope", "cumulative_hazard", "fit_frailty", "fit_theta", "frailty_mean",
+    "price_response", "recommend_batch", "recommend_frame", "score_terms", "segment_key", "shape_at",
+    "survival_update", "value_fold",
+]
+
 INPUT_COLS = ("listing_id", "value_fold", "own_price", "segment")
 """Besides the listing features, what the predictor reads from a frame: the cross-fitting fold, the seller's own
 price (before any exploration nudge) and the elasticity segment."""
@@ -78,18 +85,6 @@ def segment_key(cols: Sequence[str]) -> Column:
 
 
 # ---- the price response ---------------------------------------------------------------------------------------
-def cumulative_hazard(p: np.ndarray) -> np.ndarray:
-    """``-log(1 - p)``: the cumulative sale hazard over the horizon that gives sale probability ``p``."""
-    return -np.log1p(-np.clip(np.asarray(p, dtype=np.float64), P_EPS, 1.0 - P_EPS))
-
-
-def price_response(p0: np.ndarray, theta: np.ndarray, log_change: np.ndarray) -> np.ndarray:
-    """Sale probability after moving the price by ``log_change`` (log scale) from where it is ``p0``:
-    ``1 - (1 - p0) ** exp(-theta * log_change)``, broadcast; non-increasing in ``log_change`` for theta >= 0."""
-    lam = cumulative_hazard(p0) * np.exp(-np.asarray(theta) * np.asarray(log_change))
-    return -np.expm1(-lam)
-
-
 def cloglog_slope(log_prices: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Per row, minus the least-squares slope of ``log(-log(1 - p))`` on log price: the elasticity of the
     cumulative sale hazard that a demand curve implies (``theta`` for :func:`price_response` curves)."""
@@ -100,7 +95,8 @@ def cloglog_slope(log_prices: np.ndarray, p: np.ndarray) -> np.ndarray:
     return -(xc * yc).sum(axis=1) / np.maximum((xc**2).sum(axis=1), 1e-12)
 
 
-def score_terms(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+def score_terms(delta: np.ndarray, offset: np.ndarray, y: np.ndarray,
+                theta: float | np.ndarray) -> tuple[np.ndarray, ...]:
     """Per row: the gradient in theta and the Fisher information of the log-likelihood of ``y`` (sold 0/1) under
     ``P = 1 - exp(-exp(offset - theta * delta))`` (complementary log-log with offset ``log P0``'s hazard)."""
     lam = np.exp(offset - theta * delta)
@@ -135,28 +131,6 @@ def fit_theta(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, prior_mean: 
 # ---- survival: what an unsold listing's time on the market says --------------------------------------------------
 FRAILTY_KNOTS: tuple[float, ...] = (0.0, 7.0, 14.0, 21.0, 28.0, 35.0, 42.0, 50.0, 60.0, 75.0, 90.0, 120.0)
 """Days at which the cumulative-hazard shape ``g`` is estimated (linear in between, flat after the last)."""
-
-
-def frailty_mean(p: np.ndarray, k: float) -> np.ndarray:
-    """The mean horizon cumulative hazard ``L`` whose gamma(k) mixture sells with probability ``p``:
-    ``1 - (1 + L / k) ** -k = p``."""
-    q = 1.0 - np.clip(np.asarray(p, dtype=np.float64), P_EPS, 1.0 - P_EPS)
-    return k * np.expm1(-np.log(q) / k)
-
-
-def survival_update(p0: np.ndarray, exposure: np.ndarray, k: float | None) -> np.ndarray:
-    """Sale probability within the horizon of a relisting, for an item that stayed unsold through ``exposure``
-    (its cumulative hazard so far, in units of its mean horizon hazard): ``1 - (1 + L / (k + L e)) ** -k``.
-    Equal to ``p0`` at zero exposure or without frailty (``k`` None); falls as the exposure grows."""
-    if k is None:
-        return np.asarray(p0, dtype=np.float64)
-    lam = frailty_mean(p0, k)
-    return -np.expm1(-k * np.log1p(lam / (k + lam * np.asarray(exposure, dtype=np.float64))))
-
-
-def shape_at(days: np.ndarray, knots: Sequence[float], values: Sequence[float]) -> np.ndarray:
-    """``g(days)``: linear between the knots, flat after the last (no evidence of sales that late)."""
-    return np.interp(np.asarray(days, dtype=np.float64), np.asarray(knots), np.asarray(values))
 
 
 def fit_frailty(p_h: np.ndarray, sold_day: np.ndarray, censor_day: np.ndarray, horizon: int,
@@ -214,171 +188,6 @@ def choose(prices: np.ndarray, p_sale: np.ndarray, objective: str, min_revenue_s
     return np.argmax(np.where(ok & (p >= top - 1e-12), revenue, -1.0), axis=1)
 
 
-# ---- the predictor ------------------------------------------------------------------------------------------------
-@dataclass
-class DemandPredictor:
-    """Value boosters, the sale classifier and the per-segment price response, on named listing features."""
-
-    features: tuple[str, ...]
-    """Listing features the value boosters and the classifier read (``VALUE_COLS`` are appended for the latter)."""
-    classifier: xgb.Booster
-    value_models: tuple[xgb.Booster, xgb.Booster]
-    """``value_models[k]`` was trained on fold ``k``: a row of fold ``j`` is valued by ``value_models[1 - j]``."""
-    elasticity: Mapping[str, float]
-    """segment -> theta (``ALL``: overall, for segments without their own)."""
-    horizon_days: int
-    realisation: float = 1.0
-    """E[sold price / listed price | sold within the horizon] (price drops, accepted offers): revenue per sale."""
-    identification: str = "exploration"
-    segment_cols: tuple[str, ...] = ("department", "category", "subcategory")
-    """The columns whose values, joined by '/', are the ``elasticity`` keys (``segment_key``)."""
-    frailty_k: float | None = None
-    """Gamma frailty shape (None: no survival update)."""
-    exposure_knots: tuple[float, ...] = ()
-    exposure_values: tuple[float, ...] = ()
-    """The cumulative-hazard shape ``g`` (``g(horizon) = 1``) at ``exposure_knots`` days since listing."""
-
-    def __post_init__(self) -> None:
-        if ALL not in self.elasticity:
-            raise ValueError("the elasticity map needs an overall entry '*'")
-        bad = {k: v for k, v in self.elasticity.items() if not (np.isfinite(v) and v >= 0)}
-        if bad:
-            raise ValueError(f"elasticities must be finite and >= 0 (demand falls with price), got {bad}")
-        if self.identification not in ("exploration", "naive"):
-            raise ValueError(f"unknown identification {self.identification!r}")
-
-    @property
-    def classifier_features(self) -> tuple[str, ...]:
-        return (*self.features, *VALUE_COLS)
-
-    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in (*self.features, "value_fold") if c not in frame.columns]
-        if missing:
-            raise ValueError(f"demand model input lacks columns {missing}")
-        return frame[list(self.features)].to_numpy(dtype=np.float32, na_value=np.nan)
-
-    def log_value(self, X: np.ndarray, fold: np.ndarray) -> np.ndarray:
-        """Log predicted value of each row, by the value booster of the other fold."""
-        out = np.empty(len(X))
-        fold = np.asarray(fold)
-        for k in (0, 1):
-            rows = fold != k
-            if rows.any():
-                pred = np.asarray(self.value_models[k].inplace_predict(X[rows]), dtype=np.float64)
-                out[rows] = np.log(np.maximum(np.expm1(pred), 0.01))
-        return out
-
-    def classify(self, X: np.ndarray, log_value: np.ndarray, log_price: np.ndarray) -> np.ndarray:
-        """The classifier's sale probability with the price at ``log_price`` (one per row)."""
-        Z = np.column_stack([X, log_value.astype(np.float32), (log_price - log_value).astype(np.float32)])
-        return np.asarray(self.classifier.inplace_predict(Z), dtype=np.float64)
-
-    def theta(self, segments: np.ndarray | pd.Series) -> np.ndarray:
-        """Each row's theta: its segment's, else the overall one."""
-        return pd.Series(np.asarray(segments, dtype=object)).map(dict(self.elasticity)).fillna(
-            self.elasticity[ALL]).to_numpy(dtype=np.float64)
-
-    def curves(self, frame: pd.DataFrame, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sale probability at each of ``prices`` (n x K) for each row: (served model, naive model).
-
-        The served model is the classifier at the seller's own price moved by the price response
-        (``identification: exploration``), or the classifier's own price slope (``naive``)."""
-        X = self.matrix(frame)
-        lv = self.log_value(X, frame["value_fold"].to_numpy())
-        log_p = np.log(np.asarray(prices, dtype=np.float64))
-        naive = self.naive(frame, X, lv, log_p)
-        if self.identification == "naive":
-            return naive, naive
-        return self.explored(frame, X, lv, log_p), naive
-
-    def naive(self, frame: pd.DataFrame, X: np.ndarray, lv: np.ndarray, log_p: np.ndarray) -> np.ndarray:
-        """The classifier's own price slope, with the same survival update (exposure valued at the own price)."""
-        curve = np.column_stack([self.classify(X, lv, log_p[:, k]) for k in range(log_p.shape[1])])
-        if self.frailty_k is None:
-            return curve
-        own = np.log(frame["own_price"].to_numpy(dtype=np.float64))
-        k = self.frailty_k
-        # The naive view has no experiment: exposure is time at the own price, whatever the nudge.
-        exposed = frailty_mean(self.classify(X, lv, own), k) * self.exposure(frame, np.zeros(len(frame)))
-        return -np.expm1(-k * np.log1p(frailty_mean(curve, k) / (k + exposed[:, None])))
-
-    def explored(self, frame: pd.DataFrame, X: np.ndarray, lv: np.ndarray, log_p: np.ndarray) -> np.ndarray:
-        """The exploration-identified curve: P0 at the own price, moved by the segment's theta."""
-        own = np.log(frame["own_price"].to_numpy(dtype=np.float64))
-        theta = self.theta(frame["segment"])
-        p0 = survival_update(self.classify(X, lv, own), self.exposure(frame, theta), self.frailty_k)
-        return price_response(p0[:, None], theta[:, None], log_p - own[:, None])
-
-    def exposure(self, frame: pd.DataFrame, theta: np.ndarray) -> np.ndarray:
-        """Each row's cumulative hazard so far in units of its mean horizon hazard at the own price: ``g(age)``,
-        scaled by ``(listed price / own price) ** -theta`` (an exploration nudge); 0 without ``age_days``."""
-        if self.frailty_k is None or "age_days" not in frame.columns or not self.exposure_knots:
-            return np.zeros(len(frame))
-        g = shape_at(frame["age_days"].to_numpy(dtype=np.float64, na_value=0.0), self.exposure_knots,
-                     self.exposure_values)
-        if "listed_price" in frame.columns:
-            ratio = frame["listed_price"].to_numpy(dtype=np.float64) / frame["own_price"].to_numpy(dtype=np.float64)
-            g = g * ratio ** -theta
-        return g
-
-    def p_sale(self, frame: pd.DataFrame, prices: np.ndarray) -> np.ndarray:
-        """The served model's sale probability at ``prices`` (n x K)."""
-        X = self.matrix(frame)
-        lv = self.log_value(X, frame["value_fold"].to_numpy())
-        log_p = np.log(np.asarray(prices, dtype=np.float64))
-        if self.identification == "naive":
-            return self.naive(frame, X, lv, log_p)
-        return self.explored(frame, X, lv, log_p)
-
-    # ---- serialisation (Spark broadcasts, MLflow artifacts) -------------------------------------------------
-    def to_bytes(self) -> dict[str, bytes]:
-        meta = {"features": list(self.features), "elasticity": dict(self.elasticity),
-                "horizon_days": self.horizon_days, "realisation": self.realisation,
-                "identification": self.identification, "segment_cols": list(self.segment_cols),
-                "frailty_k": self.frailty_k, "exposure_knots": list(self.exposure_knots),
-                "exposure_values": list(self.exposure_values)}
-        return {"meta": json.dumps(meta).encode(), "classifier": bytes(self.classifier.save_raw("json")),
-                "value0": bytes(self.value_models[0].save_raw("json")),
-                "value1": bytes(self.value_models[1].save_raw("json"))}
-
-    @classmethod
-    def from_bytes(cls, blobs: Mapping[str, bytes]) -> DemandPredictor:
-        meta = json.loads(blobs["meta"])
-
-        def booster(name: str) -> xgb.Booster:
-            b = xgb.Booster()
-            b.load_model(bytearray(blobs[name]))
-            return b
-
-        return cls(tuple(meta["features"]), booster("classifier"), (booster("value0"), booster("value1")),
-                   {k: float(v) for k, v in meta["elasticity"].items()}, int(meta["horizon_days"]),
-                   float(meta["realisation"]), meta["identification"], tuple(meta["segment_cols"]),
-                   meta.get("frailty_k"), tuple(meta.get("exposure_knots", ())),
-                   tuple(meta.get("exposure_values", ())))
-
-    def save(self, folder: Path) -> dict[str, str]:
-        """Write one file per part; returns MLflow ``artifacts`` (name -> path)."""
-        return write_blobs(self.to_bytes(), folder)
-
-    @classmethod
-    def load(cls, artifacts: Mapping[str, str]) -> DemandPredictor:
-        return cls.from_bytes(read_blobs(artifacts))
-
-
-class DemandModel(mlflow.pyfunc.PythonModel):
-    """The registered pyfunc: listing features, ``value_fold``, ``own_price``, ``segment`` and a candidate
-    ``price`` in; ``p_sale`` (sale probability within the horizon at that price) out."""
-
-    predictor: DemandPredictor
-
-    def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
-        self.predictor = DemandPredictor.load(context.artifacts)
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-        prices = model_input["price"].to_numpy(dtype=np.float64)[:, None]
-        return pd.DataFrame({"p_sale": self.predictor.p_sale(model_input, prices)[:, 0]})
-
-
 # ---- distributed recommendation -------------------------------------------------------------------------------
 RECOMMEND_SCHEMA = T.StructType([
     T.StructField("listing_id", T.LongType()),
@@ -400,7 +209,7 @@ def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: st
     chosen candidate and what the model expects of it out (columns of ``RECOMMEND_SCHEMA``)."""
     if pdf.empty:
         return pd.DataFrame({f.name: pd.Series(dtype=object) for f in RECOMMEND_SCHEMA.fields})
-    prices = np.stack(pdf["candidates"].to_numpy()).astype(np.float64)
+    prices = np.stack(list(pdf["candidates"].to_numpy())).astype(np.float64)
     current = pdf["current_price"].to_numpy(dtype=np.float64)
     grid = np.column_stack([prices, current])
     if with_naive or predictor.identification == "naive":

@@ -1,4 +1,5 @@
-"""Library half of the ``demand`` job (moved out of ``jobs/demand.py``).
+"""Library half of the ``demand`` job (``jobs/demand.py`` reads, calls these, writes, logs and sums up;
+``pricing.demand_model.evaluation`` judges the fitted model).
 
 demand: train the demand model (P(sold within H days | features, price)), identified by the price-exploration
 experiment, tracked in MLflow, registered, aliased `challenger` when sane and `champion` when it beats the last.
@@ -21,8 +22,10 @@ Steps (``pricing.demand_model.estimator`` explains the model):
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +41,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sklearn.metrics import log_loss
 
+from pricing.demand_model import pyfunc
 from pricing.demand_model.estimator import (
     ALL,
     FRAILTY_KNOTS,
     P_EPS,
-    DemandModel,
     DemandPredictor,
     as_pandas_input,
     cumulative_hazard,
@@ -54,10 +57,12 @@ from pricing.demand_model.estimator import (
 )
 from pricing.platform import tracking
 from pricing.platform.config import Config
-from pricing.platform.errors import ModelGateError
-from pricing.price_model.training import booster_params, check_workers, fit
+from pricing.platform.errors import ConfigError, ModelGateError
+from pricing.platform.rows import first_value
+from pricing.platform.tables import TableRef
+from pricing.price_model.training import check_workers, fit, git_commit
+from pricing.sources.exploration import price_nudge
 from pricing.sources.landing import MANIFEST
-from pricing.world.simulator import price_nudge
 
 NEWTON_ITERS = 25
 
@@ -83,7 +88,7 @@ FRAILTY_ROWS = 300_000
 @dataclass(frozen=True)
 class Exploration:
     """The price-exploration experiment behind the data: a hashed ``share`` of listings had their asking price
-    multiplied by ``exp(U(-max_log, max_log))`` (``pricing.world.simulator.price_nudge``)."""
+    multiplied by ``exp(U(-max_log, max_log))`` (``pricing.sources.exploration.price_nudge``)."""
 
     seed: int
     share: float
@@ -108,7 +113,8 @@ def exploration_design(cfg: Config) -> Exploration | None:
     return Exploration(int(world["seed"]), share, float(world["price_nudge_max"]))
 
 
-def with_demand_inputs(design: Exploration | None, segment_cols: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def with_demand_inputs(design: Exploration | None, segment_cols: tuple[str, ...]
+                       ) -> Callable[[DataFrame], DataFrame]:
     """Adds ``value_fold``, ``price_nudge`` (0 outside the experiment), ``own_price`` (the asking price before
     the nudge: what the seller chose) and the elasticity ``segment``."""
     def step(df: DataFrame) -> DataFrame:
@@ -136,7 +142,7 @@ def fit_value_models(spark: SparkSession, cfg: Config, ts: DataFrame,
     models = []
     for k in (0, 1):
         data = vectors(sold.where(F.col("value_fold") == k), list(features), "label")
-        models.append(fit(spark, cfg, data, booster_params(cfg.train), features=features)[1])
+        models.append(fit(spark, cfg, data, cfg.train.booster.tree_params(), features=features)[1])
         data.unpersist()
     return models[0], models[1]
 
@@ -146,15 +152,14 @@ def fit_classifier(spark: SparkSession, cfg: Config, data: DataFrame, n_features
     monotone decreasing."""
     from xgboost.spark import SparkXGBClassifier
 
-    d, t = cfg.demand, cfg.train
+    b, t = cfg.demand.booster, cfg.train
     check_workers(spark, t.num_workers)
     constraints = "(" + ",".join(["0"] * (n_features - 1) + ["-1"]) + ")"
     clf = SparkXGBClassifier(
         features_col="features", label_col="label", validation_indicator_col="is_valid",
-        num_workers=t.num_workers, device=t.device, tree_method="hist", n_estimators=d.n_estimators,
-        early_stopping_rounds=d.early_stopping_rounds, random_state=d.seed, force_repartition=True, verbose=False,
-        eval_metric="logloss", max_depth=d.max_depth, learning_rate=d.learning_rate,
-        min_child_weight=d.min_child_weight, monotone_constraints=constraints,
+        num_workers=t.num_workers, device=t.device, tree_method="hist", n_estimators=b.n_estimators,
+        early_stopping_rounds=b.early_stopping_rounds, random_state=b.seed, force_repartition=True, verbose=False,
+        eval_metric="logloss", monotone_constraints=constraints, **b.tree_params(),
     )
     return clf.fit(data).get_booster()
 
@@ -219,6 +224,7 @@ def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prio
         agg = data.mapInPandas(sums, schema).groupBy("seg").agg(
             F.sum("g").alias("g"), F.sum("i").alias("i"), F.sum("n").alias("n")).toPandas()
         biggest = 0.0
+        r: Any  # a row of agg: seg, g, i, n
         for r in agg.itertuples():
             mean = prior.get(r.seg, prior.get(ALL, 1.0))
             th = current.get(r.seg, mean)
@@ -320,8 +326,10 @@ def check_monotone(curves: pd.DataFrame, k: int) -> dict[str, float]:
 
 
 def load_demand_version(name: str, version: int) -> DemandPredictor:
+    """The predictor of one registered version, as this package's :class:`DemandPredictor` (a model logged from
+    code defines its own copy of the class when loaded)."""
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
-    return model.predictor  # type: ignore[no-any-return]
+    return DemandPredictor.from_bytes(model.predictor.to_bytes())
 
 
 def clipped_log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -345,23 +353,30 @@ def sanity(metrics: dict[str, float], predictor: DemandPredictor) -> list[str]:
 
 def register(cfg: Config, predictor: DemandPredictor, sample: DataFrame, tmp: Path, run_id: str,
              metrics: dict[str, float], problems: list[str], ts_ref: str, ts_version: int) -> int:
-    """Log the pyfunc (signature + input example), register a version, tag it, alias it `challenger` if sane."""
+    """Log the pyfunc (signature + input example), then the finite ``metrics`` with its ``model_id`` (on the run
+    and on the logged model), register a version, tag it (git commit too), alias it `challenger` if sane.
+
+    The model is logged from code: ``pricing/demand_model/pyfunc.py``, self-contained, is the model's code, so
+    it loads wherever its pip requirements are installed (Model Serving, ``spark_udf`` in a virtualenv), not
+    only where our wheel is."""
     rows = sample.limit(5).toPandas()
     rows["price"] = rows["own_price"]
     example = as_pandas_input(rows, predictor.features)
     signature = infer_signature(example, pd.DataFrame({"p_sale": predictor.p_sale(example, example[["price"]]
                                                                                  .to_numpy())[:, 0]}))
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=DemandModel(), artifacts=predictor.save(tmp / "predictor"),
+        name="model", python_model=Path(pyfunc.__file__), artifacts=predictor.save(tmp / "predictor"),
         signature=signature, input_example=example, registered_model_name=cfg.mlflow.demand_model_name,
         pip_requirements=tracking.model_requirements(),
     )
+    # The run's metrics, logged once and linked to the logged model (MLflow 3 LoggedModel).
+    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)}, model_id=info.model_id)
     client = MlflowClient()
     name, version = cfg.mlflow.demand_model_name, int(info.registered_model_version)
     tags = {"training_table": ts_ref, "training_table_version": str(ts_version), "run_id": run_id,
             "identification": predictor.identification, "horizon_days": str(predictor.horizon_days),
             "test_logloss": f"{metrics['test_logloss']:.5f}", "test_auc": f"{metrics['test_auc']:.4f}",
-            "elasticity_overall": f"{predictor.elasticity[ALL]:.4f}",
+            "elasticity_overall": f"{predictor.elasticity[ALL]:.4f}", "git_commit": git_commit(cfg),
             "sanity": "passed" if not problems else "; ".join(problems)}
     for k, v in tags.items():
         client.set_model_version_tag(name, str(version), k, v)
@@ -395,3 +410,113 @@ def gate(cfg: Config, version: int, problems: list[str], logloss: float, test: D
         client.set_registered_model_alias(name, tracking.CHAMPION, str(version))
     client.set_model_version_tag(name, str(version), "promotion", reason)
     return (version if promote else champ), reason
+
+
+# ---- the demand job's steps ------------------------------------------------------------------------------
+def check_demand_settings(spark: SparkSession, cfg: Config, design: Exploration | None) -> None:
+    """Fails before anything is read when ``demand.identification=exploration`` has no experiment (``design``
+    None) or the cluster cannot run ``train.num_workers`` tasks at once."""
+    if cfg.demand.identification == "exploration" and design is None:
+        raise ConfigError("demand.identification=exploration needs the price-exploration experiment, but the "
+                          "landing export has none (simulator.price_nudge_share = 0, an export made before it, or "
+                          "a source without one). Regenerate with simulator.price_nudge_share > 0, or set "
+                          "demand.identification=naive (a confounded price response)")
+    check_workers(spark, cfg.train.num_workers)
+
+
+@dataclass(frozen=True)
+class DemandSplit:
+    """The listings whose label is known (listed at least H days before the latest listing, ``last``), split by
+    listing time: train before ``valid_start``, validation before ``test_start``, test up to ``cutoff``."""
+
+    labelled: DataFrame
+    last: datetime
+    cutoff: datetime
+    valid_start: datetime
+    test_start: datetime
+    rows: dict[str, int]
+    """Rows per part: ``train``, ``valid``, ``test``."""
+
+
+def demand_split(ts: DataFrame, cfg: Config, features: tuple[str, ...], ref: TableRef) -> DemandSplit:
+    """``ts`` (``with_demand_inputs``' training set, read from ``ref``) cut to labelled listings and split by
+    time; fails when it is empty, lacks a model feature, or a part of the split is empty."""
+    d, horizon = cfg.demand, cfg.features.sold_within_days
+    last: datetime | None = first_value(ts.agg(F.max("as_of")))
+    if last is None:
+        raise ModelGateError(f"{ref} is empty: run `pricing features` first")
+    # A label is known once H days have passed since listing: the latest listing time stands for "now".
+    cutoff = last - timedelta(days=horizon)
+    test_start = cutoff - timedelta(days=d.test_days)
+    valid_start = test_start - timedelta(days=d.validation_days)
+    missing = [c for c in features if c not in ts.columns]
+    if missing:
+        raise ConfigError(f"{ref} lacks model feature columns {missing}: rebuild it with `pricing features` "
+                          f"(comparable-sales columns need `pricing match` first, or features.comparables=false)")
+    cols: list[str | Column] = ["listing_id", "as_of", *features, "asking_price", "sold_price", "sold_at", "value_fold",
+            "price_nudge", "own_price", "segment", F.col("sold_within_days").cast("double").alias("label")]
+    labelled = ts.where(F.col("as_of") <= F.lit(cutoff)).where(F.col("asking_price") > 0).select(*cols)
+    rows = {"train": labelled.where(F.col("as_of") < F.lit(valid_start)).count(),
+            "valid": labelled.where((F.col("as_of") >= F.lit(valid_start)) & (F.col("as_of") < F.lit(test_start))).count(),
+            "test": labelled.where(F.col("as_of") >= F.lit(test_start)).count()}
+    if min(rows.values()) == 0:
+        raise ModelGateError(f"empty demand split {rows} (labels need {horizon} days after listing): widen the data "
+                             f"window or shrink demand.test_days / validation_days")
+    return DemandSplit(labelled, last, cutoff, valid_start, test_start, rows)
+
+
+@dataclass(frozen=True)
+class DemandFit:
+    """The fitted demand model and what its evaluation needs."""
+
+    predictor: DemandPredictor
+    valued: DataFrame
+    """``split.labelled`` with ``log_value`` and ``log_price_to_value``; persisted: unpersist it when done."""
+    elasticity: dict[str, float]
+    """segment -> theta (``{ALL: 0.0}`` without an experiment)."""
+    elasticity_table: pd.DataFrame
+    """``estimate_elasticities``' per-segment table (empty without an experiment)."""
+    frailty: dict[str, Any]
+    """``estimate_frailty``'s fields (empty without an experiment)."""
+    realisation: float
+    value_seconds: float
+    classifier_seconds: float
+
+
+def fit_demand(spark: SparkSession, cfg: Config, ts: DataFrame, split: DemandSplit, features: tuple[str, ...],
+               design: Exploration | None) -> DemandFit:
+    """Steps 1-3 of the module docstring: cross-fitted value boosters on ``ts``'s sold listings, the classifier
+    on the control arm's train/validation rows of ``split``, the realisation rate, and (with an experiment,
+    ``design``) the elasticities and the survival layer from the treatment arm."""
+    d, horizon = cfg.demand, cfg.features.sold_within_days
+    t0 = time.time()
+    value_models = fit_value_models(spark, cfg, ts, features)
+    value_s = time.time() - t0
+    bare = DemandPredictor(features, value_models[0], value_models, {ALL: 0.0}, horizon, 1.0,
+                           d.identification, d.elasticity_segment)
+    valued = with_log_value(split.labelled, bare).persist()
+    control = valued.where(F.col("price_nudge") == 0).where(F.col("as_of") < F.lit(split.test_start)).withColumn(
+        "is_valid", F.col("as_of") >= F.lit(split.valid_start))
+    clf_cols = [*features, "log_value", "log_price_to_value"]
+    data = vectors(control, clf_cols, "label")
+    t1 = time.time()
+    classifier = fit_classifier(spark, cfg, data, len(clf_cols))
+    clf_s = time.time() - t1
+    data.unpersist()
+    classifier.feature_names = clf_cols
+    realisation = float(first_value(split.labelled.where((F.col("label") == 1) & (F.col("sold_price") > 0)).agg(
+        F.avg(F.col("sold_price") / F.col("asking_price")))) or 1.0)
+    bare = DemandPredictor(features, classifier, value_models, {ALL: 0.0}, horizon, realisation,
+                           d.identification, d.elasticity_segment)
+    elasticity_table = pd.DataFrame(columns=["segment", "exploration", "exploration_se", "nudged_rows"])
+    elasticity: dict[str, float] = {ALL: 0.0}
+    frailty: dict[str, Any] = {}
+    if design is not None:
+        nudged = with_offset(valued.where(F.col("price_nudge") != 0).where(F.col("as_of") < F.lit(split.test_start)),
+                             bare).persist()
+        elasticity, elasticity_table = estimate_elasticities(nudged, d.elasticity_prior_sd)
+        frailty = estimate_frailty(nudged, elasticity, split.last, horizon, d.booster.seed)
+        nudged.unpersist()
+    predictor = DemandPredictor(features, classifier, value_models, elasticity, horizon, realisation,
+                                d.identification, d.elasticity_segment, **frailty)
+    return DemandFit(predictor, valued, elasticity, elasticity_table, frailty, realisation, value_s, clf_s)

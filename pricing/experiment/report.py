@@ -25,7 +25,7 @@ _LABEL = {m.name: m.label for m in METRICS}
 _UNIT = {m.name: m.unit for m in METRICS}
 
 
-def _num(x: float, unit: str = "") -> str:
+def _num(x: float | None, unit: str = "") -> str:
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return "n/a"
     if unit == "share":
@@ -33,7 +33,7 @@ def _num(x: float, unit: str = "") -> str:
     return f"{x:,.3f}" if abs(x) < 100 else f"{x:,.1f}"
 
 
-def _pct(x: float) -> str:
+def _pct(x: float | None) -> str:
     return "n/a" if x is None or np.isnan(x) else f"{100 * x:+.2f}%"
 
 
@@ -42,6 +42,7 @@ def results_table(analysis: Analysis, truth: pd.DataFrame | None = None) -> pd.D
     level = f"{100 * (1 - analysis.alpha):.0f}%"
     rows = []
     t = truth.set_index("metric") if truth is not None else None
+    r: Any  # a row of analysis.results: its fields are the result columns
     for r in analysis.results.itertuples():
         u = _UNIT.get(r.metric, "")
         row = {
@@ -64,6 +65,7 @@ def results_table(analysis: Analysis, truth: pd.DataFrame | None = None) -> pd.D
 
 def raw_table(analysis: Analysis) -> pd.DataFrame:
     rows = []
+    r: Any  # a row of analysis.results: its fields are the result columns
     for r in analysis.results.itertuples():
         u = _UNIT.get(r.metric, "")
         rows.append({"metric": _LABEL.get(r.metric, r.metric), "effect (no CUPED)": _num(r.effect_raw, u),

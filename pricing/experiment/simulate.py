@@ -148,7 +148,7 @@ def _expected_under(suggested: np.ndarray, keep: ExpectedOutcomes, own: np.ndarr
     has = ~np.isnan(suggested)
     sugg = expected_outcomes(np.where(has, suggested, own), params, design.horizon_days)
     a = np.where(has, design.adoption_rate, 0.0)
-    return tuple(a * getattr(sugg, m) + (1 - a) * getattr(keep, m)  # type: ignore[return-value]
+    return tuple(a * getattr(sugg, m) + (1 - a) * getattr(keep, m)
                  for m in ("p_sold", "gmv", "days_on_market"))
 
 

@@ -1,0 +1,1 @@
+"""Product matching: MinHash LSH within brand x category blocks, a same-product decision and product clusters."""

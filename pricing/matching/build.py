@@ -1,14 +1,5 @@
-"""Library half of the ``match`` job (moved out of ``jobs/match.py``).
-
-match: product matching: the same and comparable items across listings (MinHash LSH on title shingles, blocked
-by brand x category, a scored pairwise decision, product clusters), with precision and recall against the
-simulator's truth in MLflow.
-
-Reads ``silver.listings``; writes ``features.product_matches`` and ``features.product_clusters``, each replaced
-in one transaction (a rerun rewrites the same rows).  Each table records the ``bronze.listings_raw`` ingestion
-time it is built through and a fingerprint of the match settings; when both are current the job writes
-nothing.  ``pricing features`` refuses product matches that are older than the listings (run this job first).
-"""
+"""Building the product-match tables from silver listings, and scoring them against the simulator's truth
+(evaluation only): precision, recall and recall@k."""
 
 from __future__ import annotations
 
@@ -23,6 +14,7 @@ from features.store import write_features
 from pricing.matching import products as matching
 from pricing.platform import catalog, delta_io
 from pricing.platform.config import Config
+from pricing.platform.rows import first_row
 from pricing.platform.tables import table
 
 RECALL_AT = (1, 5, 10)
@@ -51,10 +43,10 @@ def build(spark: SparkSession, cfg: Config, listings: DataFrame, built_through: 
     versions[CLUSTERS_SPEC.name] = write_features(spark, cfg, CLUSTERS_SPEC, clusters, built_through, None, p)
     result.release()
     seconds = time.time() - t0
-    m = delta_io.read(spark, table(cfg, MATCHES_SPEC.name)).agg(
-        F.count("*").alias("pairs"), F.count_if("same_product").alias("same")).first()
-    c = delta_io.read(spark, table(cfg, CLUSTERS_SPEC.name)).agg(
-        F.countDistinct("cluster_id").alias("clusters"), F.count("*").alias("listings")).first()
+    m = first_row(delta_io.read(spark, table(cfg, MATCHES_SPEC.name)).agg(
+        F.count("*").alias("pairs"), F.count_if("same_product").alias("same")))
+    c = first_row(delta_io.read(spark, table(cfg, CLUSTERS_SPEC.name)).agg(
+        F.countDistinct("cluster_id").alias("clusters"), F.count("*").alias("listings")))
     return Built(int(m["pairs"]), int(m["same"]), int(c["clusters"]), int(c["listings"]), result.keyed,
                  result.groups, seconds, versions)
 

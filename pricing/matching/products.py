@@ -1,16 +1,30 @@
 """Product matching: the same product (one trainer model in one colourway) listed by many sellers with different
-words, found at catalogue scale with MinHash LSH in Spark.
+words, found at marketplace scale with MinHash LSH in Spark.
 
 Pipeline (every step a pure function on DataFrames; the job at the edge reads and writes):
 
 1. **Normalise** each title: lower case, letters and digits only, size mentions removed (``size M``, ``sz 10``,
    ``UK 8``: instances of one product differ in size), colour and type synonyms folded (``gray`` -> ``grey``,
    ``sneakers`` -> ``trainers``).
-2. **Model words**: the title's words that are neither generic fashion vocabulary (:data:`GENERIC`: colours,
-   types, materials, styles, condition and sales words, sizes, the category tree's own names, and their
-   one-typo spellings) nor the listing's brand.  They name the model line (``vemora 90``); their digit runs
-   are its model numbers.  A listing without
-   any (``black trainers size 8``) names no product and is not matched.
+2. **Model words**: the title's words that are neither generic nor the listing's brand.  They name the model
+   line (``vemora 90``); their digit runs are its model numbers.  A listing without any (``black trainers
+   size 8``) names no product and is not matched.  **Generic words** are of two kinds:
+
+   * the **seed** (:data:`GENERIC`): a hand-written list of common fashion vocabulary (types, materials,
+     condition and sales words, sizes), basic colour names, their plurals and one-typo spellings; it covers
+     the first listings, before anything is learned;
+   * words **learned from the listings being matched** (:func:`learned_vocabulary`): a word becomes generic
+     once the titles of at least :data:`LEARN_MIN_BRANDS` distinct brands have used it (high document
+     frequency across brands: a model name is written under its own brand; a type, colour, material or sales
+     word under any brand).  Words with a digit never are (model numbers such as ``90`` recur across brands
+     yet tell ``Vemora 90`` from ``Vemora 95``).  Why learned and not listed: real titles contain words that
+     appear in no list (category names, new slang, other languages, typos of every word), and the matcher
+     must not read the simulator's reference data to know them; the rule finds what the data shows.
+     Categories are not counted: a type word (``trainers``) lives in one category yet names no product.
+
+   Colour words (for the colour check in step 6) are the seed's colour names and synonyms, plus learned
+   generic words whose listings mostly (:data:`COLOUR_MIN_SHARE` of at least :data:`COLOUR_MIN_LISTINGS`)
+   carry one colour attribute: that colour.
 3. **Shingles**: character bigrams of each model word (``#vemora#`` -> ``#v, ve, em, ...``), so a typo or a
    joined spelling (``vemora90``) still shares most shingles.  Similarity is the exact Jaccard index of two
    listings' shingle sets.
@@ -20,7 +34,7 @@ Pipeline (every step a pure function on DataFrames; the job at the edge reads an
    shingles, **blocked** by brand and category: the block is hashed into every shingle, so groups of different
    blocks never share a bucket and the job never compares everything with everything.  Banding (a candidate
    pair agrees on all ``rows_per_band`` min-hashes of at least one band) keeps the chance of a candidate near 1
-   for similar pairs and near 0 for unrelated ones, so candidates grow with the catalogue, not its square.
+   for similar pairs and near 0 for unrelated ones, so candidates grow with the listings, not their square.
    ``method: spark_ml`` uses Spark ML's ``MinHashLSH.approxSimilarityJoin`` instead (one min-hash per table,
    OR-ed: no AND-amplification), kept for the measured comparison in ``bench/matching.py``.
 6. **Decision**: a pair is the **same product** when its similarity is at least ``threshold``, the model
@@ -29,10 +43,14 @@ Pipeline (every step a pure function on DataFrames; the job at the edge reads an
    is kept as a **comparable** (the same line in another colourway, a near namesake).
 7. **Clusters**: connected components of the same-product pairs (min-label propagation with pointer jumping).
 
-Every pair's similarity and decision depend on the two listings alone (fixed vocabulary, seeded hash
-functions, exact Jaccard): never on other, later listings.  That keeps comparable-sales features point-in-time
-correct and lets an incremental feature build equal a full rebuild.  Clusters are not pair-local (a later
-listing can bridge two earlier ones), so features never read them.
+Every pair's similarity and decision depend on the two listings and on listings created no later than
+them: the vocabulary is learned **as of each listing's time** (a word is generic for a listing from the first
+time the listings created up to then met the rule, and stays generic afterwards), the hash functions are
+seeded and the Jaccard index is exact.  So a pair is knowable at its later listing's time and never changes
+with later listings: comparable-sales features stay point-in-time correct and an incremental feature build
+equals a full rebuild (a late-arriving listing changes only pairs from its own time on, which the feature
+build recomputes).  Clusters are not pair-local (a later listing can bridge two earlier ones), so features
+never read them.
 """
 
 from __future__ import annotations
@@ -47,16 +65,20 @@ from pyspark.sql.window import Window
 
 from pricing.platform.config import MatchConfig
 from pricing.platform.errors import PricingError
-from pricing.world import catalogue as cd
+from pricing.platform.rows import first_row, first_value
 
 # ---- vocabulary ---------------------------------------------------------------------------------------------
+BASIC_COLOURS = ("black", "white", "grey", "silver", "blue", "navy", "red", "pink", "purple", "green", "yellow",
+                 "orange", "brown", "beige", "cream", "gold", "multi")
+"""Plain English colour names: the hand-written core of the colour vocabulary (more are learned, see
+:func:`learned_vocabulary`)."""
 COLOUR_SYNONYMS = {
     "gray": "grey", "blk": "black", "wht": "white", "ecru": "cream", "offwhite": "cream", "multicolour": "multi",
     "multicolor": "multi", "multicoloured": "multi", "navyblue": "navy", "khaki": "beige", "tan": "beige",
     "burgundy": "red", "maroon": "red", "lilac": "purple", "olive": "green", "charcoal": "grey",
 }
-"""Colour word -> palette colour (after :data:`PHRASES` joined multi-word names)."""
-COLOURS = frozenset(cd.COLOURS) | frozenset(COLOUR_SYNONYMS)
+"""Colour word -> basic colour (after :data:`PHRASES` joined multi-word names)."""
+COLOURS = frozenset(BASIC_COLOURS) | frozenset(COLOUR_SYNONYMS)
 PHRASES = {"navy blue": "navy", "off white": "offwhite", "multi colour": "multi", "multi color": "multi",
            "t shirt": "tshirt", "tee shirt": "tshirt"}
 """Multi-word names folded into one word before splitting."""
@@ -84,13 +106,12 @@ _WORDS = """
 """
 STOPWORDS = frozenset({"a", "an", "and", "the", "in", "on", "of", "for", "to", "with", "is", "it", "no", "yet"})
 
-
-def _taxonomy_words() -> set[str]:
-    words: set[str] = set()
-    for _, dept, cat, sub, _price in cd.category_tree():
-        for name in (dept, cat, sub):
-            words.update(w for w in name.replace("-", " ").split())
-    return words
+LEARN_MIN_BRANDS = 4
+"""A word is learned generic once the titles of at least this many distinct brands have used it."""
+COLOUR_MIN_LISTINGS = 20
+"""A learned generic word names a colour once at least this many listings with a colour attribute used it ..."""
+COLOUR_MIN_SHARE = 0.7
+"""... and at least this share of them have one colour (the colour it names)."""
 
 
 def _typo_spellings(word: str) -> set[str]:
@@ -103,24 +124,91 @@ def _typo_spellings(word: str) -> set[str]:
     return (drops | swaps) - {word}
 
 
+def _plurals(word: str) -> set[str]:
+    """English plural and singular forms (``dress`` -> ``dresses``, ``boot`` -> ``boots``, ``trainers`` ->
+    ``trainer``)."""
+    out = {word + "es"} if word.endswith(("ss", "x", "ch", "sh")) else set() if word.endswith("s") else {word + "s"}
+    if len(word) > 3:
+        out.add(word.rstrip("s"))
+        if word.endswith(("sses", "xes", "ches", "shes")):
+            out.add(word[:-2])
+    return out
+
+
 def _generic() -> frozenset[str]:
-    base = set(_WORDS.split()) | _taxonomy_words() | set(COLOURS) | set(cd.STYLES) | set(cd.MATERIALS)
-    base |= {w + "s" for w in list(base) if not w.endswith("s")} | {w.rstrip("s") for w in base if len(w) > 3}
+    base = set(_WORDS.split()) | set(COLOURS)
+    base |= {p for w in list(base) for p in _plurals(w)}
     return frozenset(base | {t for w in base for t in _typo_spellings(w)})
 
 
 GENERIC = _generic()
-"""Words that never name a product: the fashion vocabulary above, the category tree's names, colours, styles,
-materials, simple plurals, and each one's single-typo spellings (a dropped letter, swapped neighbours)."""
-_COLOUR_CANON = {**{c: c for c in cd.COLOURS}, **COLOUR_SYNONYMS}
+"""The hand-written seed of generic words (generic from the first listing on): the fashion vocabulary above,
+colours, simple plurals, and each one's single-typo spellings (a dropped letter, swapped neighbours).  Every
+other generic word is learned from the listings (:func:`learned_vocabulary`)."""
+_COLOUR_CANON = {**{c: c for c in BASIC_COLOURS}, **COLOUR_SYNONYMS}
 _COLOUR_TYPOS = {t: c for w, c in _COLOUR_CANON.items() for t in _typo_spellings(w) if t not in _COLOUR_CANON}
+VOCABULARY_SCHEMA = "word string, generic boolean, since timestamp, colour string, colour_since timestamp"
 
 
-def vocabulary(spark: SparkSession) -> DataFrame:
-    """``word, colour, generic``: every generic word, with the palette colour it names (null when none).
-    Small: broadcast into the token join."""
-    rows = [(w, _COLOUR_CANON.get(w, _COLOUR_TYPOS.get(w)), True) for w in sorted(GENERIC)]
-    return spark.createDataFrame(rows, "word string, colour string, generic boolean")
+def seed_vocabulary(spark: SparkSession) -> DataFrame:
+    """:data:`GENERIC` as vocabulary rows (``since`` and ``colour_since`` null: from the first listing on)."""
+    rows = [(w, True, None, _COLOUR_CANON.get(w, _COLOUR_TYPOS.get(w)), None) for w in sorted(GENERIC)]
+    return spark.createDataFrame(rows, VOCABULARY_SCHEMA)
+
+
+def learned_vocabulary(listings: DataFrame) -> DataFrame:
+    """The generic words the listings themselves show, each with the time it became generic (``since``) and,
+    for a colour word, the colour and the time it came to name it (``colour_since``).
+
+    A word outside the seed, other than a listing's own brand words, a stop word or a word with a digit (model
+    numbers are shared by many brands and still tell models apart), becomes generic at the first listing time
+    ``t`` at which, among the listings created at or before ``t``, the titles of at least
+    :data:`LEARN_MIN_BRANDS` distinct brands have used it; it stays generic from then on.  A generic word
+    names colour ``c`` from the first time at which at least :data:`COLOUR_MIN_LISTINGS` of its listings so
+    far have a colour attribute and at least :data:`COLOUR_MIN_SHARE` of those are ``c``.  Both only ever
+    look back: what a word is at ``t`` depends on the listings created no later than ``t``.  Reads only the
+    listings' ``listing_id, created_at, title, brand, category, colour``.
+    """
+    seed = F.broadcast(seed_vocabulary(listings.sparkSession).select("word"))
+    rows = (_listing_words(_keyed(listings))
+            .where(~F.col("_own_brand") & ~F.col("word").rlike(r"\d") & ~F.col("word").isin(*sorted(STOPWORDS)))
+            .join(seed, "word", "left_anti")
+            .select("word", "created_at", "listing_id", "_brand", "_attr_colour")
+            # One shuffle: every window below is partitioned by the word (and more).
+            .repartition("word"))
+    order = ("created_at", "listing_id")
+    rows = (rows.withColumn("_nth_of_brand", F.row_number().over(Window.partitionBy("word", "_brand").orderBy(*order)))
+            .withColumn("_nth_of_colour", F.row_number().over(
+                Window.partitionBy("word", "_attr_colour").orderBy(*order))))
+    # As of each listing time: every listing created at or before it (ties included).
+    upto = (Window.partitionBy("word").orderBy("created_at")
+            .rangeBetween(Window.unboundedPreceding, Window.currentRow))
+    # Running counts per brand and per colour are row numbers: the last of a value's ties at t holds its
+    # count as of t, so a running max over rows up to t is the most frequent value's count (never over).
+    stats = rows.select(
+        "word", "created_at",
+        F.sum((F.col("_nth_of_brand") == 1).cast("long")).over(upto).alias("_brands"),
+        F.count("_attr_colour").over(upto).alias("_coloured"),
+        F.max(F.when(F.col("_attr_colour").isNotNull(), F.struct(F.col("_nth_of_colour").alias("n"),
+                                                                  F.col("_attr_colour").alias("colour"))))
+        .over(upto).alias("_top_colour"))
+    is_generic = F.col("_brands") >= LEARN_MIN_BRANDS
+    names_colour = ((F.col("_coloured") >= COLOUR_MIN_LISTINGS)
+                    & (F.col("_top_colour.n") >= COLOUR_MIN_SHARE * F.col("_coloured")))
+    learned = stats.groupBy("word").agg(
+        F.min(F.when(is_generic, F.col("created_at"))).alias("since"),
+        F.min(F.when(names_colour, F.struct("created_at", F.col("_top_colour.colour").alias("colour")))).alias("_c"))
+    return learned.where(F.col("since").isNotNull()).select(
+        "word", F.lit(True).alias("generic"), "since", F.col("_c.colour").alias("colour"),
+        F.col("_c.created_at").alias("colour_since"))
+
+
+def vocabulary(listings: DataFrame) -> DataFrame:
+    """``word, generic, since, colour, colour_since``: the seed (:func:`seed_vocabulary`) and the words learned
+    from ``listings`` (:func:`learned_vocabulary`).  A word is generic for a listing created at ``t`` when
+    ``since`` is null or at most ``t``, and names ``colour`` when, besides, ``colour_since`` is null or at most
+    ``t``.  Small: broadcast into the token join."""
+    return seed_vocabulary(listings.sparkSession).unionByName(learned_vocabulary(listings))
 
 
 # ---- normalisation ------------------------------------------------------------------------------------------
@@ -156,30 +244,70 @@ def jaccard(a: Column, b: Column) -> Column:
     return inter / (F.size(a) + F.size(b) - inter)
 
 
+def _keyed(listings: DataFrame) -> DataFrame:
+    """Branded, categorised listings with a title: the normalised title and the brand's words."""
+    return (listings.where(F.col("brand").isNotNull() & F.col("category").isNotNull() & F.col("title").isNotNull())
+            .select("listing_id", "created_at", "brand", "category", "subcategory", "colour",
+                    normalise_title(F.col("title")).alias("_norm"), brand_words(F.col("brand")).alias("_brand_words")))
+
+
+def _listing_words(keyed: DataFrame) -> DataFrame:
+    """One row per listing and distinct title word: ``listing_id, created_at, _brand, _attr_colour, word,
+    _own_brand`` (the word is one of the listing's brand words, or a typo of one)."""
+    return (keyed.select("listing_id", "created_at", F.lower("brand").alias("_brand"),
+                         F.col("colour").alias("_attr_colour"), "_brand_words",
+                         F.explode(F.array_distinct(F.split("_norm", " "))).alias("word"))
+            .where(F.length("word") > 0)
+            .withColumn("_own_brand", _is_brand_word(F.col("word"), F.col("_brand_words")))
+            .drop("_brand_words"))
+
+
 def match_keys(listings: DataFrame, vocab: DataFrame) -> DataFrame:
-    """One row per branded listing that names a model: ``listing_id, created_at, brand, category,
-    subcategory, colour, block, model_words, colour_words, shingles``.
+    """One row per **version** of each branded listing that names a model: ``listing_id, created_at, brand,
+    category, subcategory, colour, block, model_words, colour_words, shingles, numbers, valid_from,
+    valid_to``.
 
     ``listings`` needs ``listing_id, created_at, title, brand, category, subcategory, colour``.  Words are
-    classified by a broadcast join with ``vocab`` (:func:`vocabulary`), not per-row list scans.
+    classified by a broadcast join with ``vocab`` (:func:`vocabulary`), not per-row list scans, as of the
+    listing's ``created_at``: that is its first version.  When one of its model words becomes generic later
+    (a learned word's ``since``), the listing gets another version without it, valid from then on: a pair is
+    judged with both listings' versions valid at its ``known_at``, so both are read with one vocabulary, the
+    one known when the pair became knowable.  ``valid_to`` is null for the last version (the vocabulary as
+    of the build); a version left without model words names no product and is dropped.  Colour words stay as
+    of the listing's own time.
     """
-    keyed = (listings.where(F.col("brand").isNotNull() & F.col("category").isNotNull() & F.col("title").isNotNull())
-             .select("listing_id", "created_at", "brand", "category", "subcategory", "colour",
-                     normalise_title(F.col("title")).alias("_norm"), brand_words(F.col("brand")).alias("_brand_words")))
-    words = (keyed.select("listing_id", "_brand_words", F.explode(F.split("_norm", " ")).alias("word"))
-             .where(F.length("word") > 0)
-             .join(F.broadcast(vocab), "word", "left"))
-    model = (F.col("generic").isNull() & ~_is_brand_word(F.col("word"), F.col("_brand_words"))
-             & ~F.col("word").isin(*sorted(STOPWORDS)))
+    keyed = _keyed(listings)
+    words = _listing_words(keyed).join(F.broadcast(vocab.withColumnRenamed("colour", "_word_colour")), "word", "left")
+    at = F.col("created_at")
+    generic = F.coalesce(F.col("generic"), F.lit(False)) & F.coalesce(F.col("since") <= at, F.lit(True))
+    names_colour = generic & F.coalesce(F.col("colour_since") <= at, F.lit(True))
+    model = ~generic & ~F.col("_own_brand") & ~F.col("word").isin(*sorted(STOPWORDS))
     per_listing = words.groupBy("listing_id").agg(
         F.array_sort(F.collect_set(F.when(model, F.col("word")))).alias("model_words"),
-        F.array_sort(F.collect_set(F.col("colour"))).alias("colour_words"))
-    return (keyed.drop("_norm", "_brand_words").join(per_listing, "listing_id")
-            .where(F.size("model_words") > 0)
+        F.array_sort(F.collect_set(F.when(names_colour, F.col("_word_colour")))).alias("colour_words"),
+        # Model words now that the vocabulary learns as generic later, in the order it does.
+        F.array_sort(F.collect_set(F.when(model & F.col("since").isNotNull(), F.struct("since", "word"))))
+        .alias("_later"))
+    v, later = F.col("_v"), F.col("_later")
+    versions = (keyed.drop("_norm", "_brand_words").join(per_listing, "listing_id")
+                .where(F.size("model_words") > 0)
+                .withColumn("_v", F.explode(F.sequence(F.lit(0), F.size(later))))
+                .withColumn("model_words", F.array_except(
+                    "model_words", F.transform(F.slice(later, 1, v), lambda x: x["word"])))
+                .withColumn("valid_from", F.when(v == 0, at).otherwise(F.try_element_at(later, v)["since"]))
+                .withColumn("valid_to", F.when(v < F.size(later), F.try_element_at(later, v + 1)["since"]))
+                .where((F.size("model_words") > 0)
+                       & (F.col("valid_to").isNull() | (F.col("valid_to") > F.col("valid_from"))))
+                .drop("_v", "_later"))
+    return (versions
             .withColumn("block", F.concat_ws("\u001f", F.lower("brand"), F.lower("category")))
             .withColumn("shingles", bigrams(F.col("model_words")))
             .withColumn("numbers", F.array_sort(F.array_distinct(
                 F.regexp_extract_all(F.concat_ws(" ", "model_words"), F.lit(r"(\d+)"), 1)))))
+
+
+def _valid(t: Column, valid_from: Column, valid_to: Column) -> Column:
+    return (valid_from <= t) & (valid_to.isNull() | (t < valid_to))
 
 
 # ---- candidates ---------------------------------------------------------------------------------------------
@@ -187,12 +315,13 @@ GROUP_KEY = ("block", "subcategory", "colour", "colour_words", "numbers", "shing
 
 
 def groups(keys: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(groups, members): listings with identical :data:`GROUP_KEY` are one group (``group_id``: a hash of
-    the key).  ``groups``: ``group_id`` + the key + ``n``; ``members``: ``group_id, listing_id, created_at``."""
+    """(groups, members): listing versions with identical :data:`GROUP_KEY` are one group (``group_id``: a
+    hash of the key).  ``groups``: ``group_id`` + the key + ``n``; ``members``: ``group_id, listing_id,
+    created_at, valid_from, valid_to``."""
     gid = F.xxhash64(*[F.col(c) for c in GROUP_KEY])
     members = keys.withColumn("group_id", gid)
     grouped = members.groupBy("group_id", *GROUP_KEY).agg(F.count("*").alias("n"))
-    return grouped, members.select("group_id", "listing_id", "created_at")
+    return grouped, members.select("group_id", "listing_id", "created_at", "valid_from", "valid_to")
 
 
 def minhash_signature(shingles: Column, block: Column, n: int, seed: int) -> Column:
@@ -271,13 +400,13 @@ class MatchResult:
     group_pairs: DataFrame
     """``group_a, group_b, similarity, same_product`` (a < b), the scored candidates (persisted)."""
     members: DataFrame
-    """``group_id, listing_id, created_at`` (persisted)."""
+    """``group_id, listing_id, created_at, valid_from, valid_to``: listing versions (persisted)."""
     candidates: DataFrame
     """``group_a, group_b``: what the LSH proposed, before scoring (what candidate generation costs)."""
     keyed: int
     """Listings that name a model (entered matching)."""
     groups: int
-    """Distinct (block, type, colour, model words) groups among them."""
+    """Distinct (block, type, colour, model words) groups among their versions."""
     cached: tuple[DataFrame, ...] = ()
 
     def release(self) -> None:
@@ -289,11 +418,11 @@ class MatchResult:
 def match(listings: DataFrame, cfg: MatchConfig) -> MatchResult:
     """Listing pairs at or above ``min_similarity`` in the same brand x category block, with the same-product
     decision.  Lazy except for the small counts it returns; the caller persists what it reuses."""
-    spark = listings.sparkSession
-    keys = match_keys(listings, vocabulary(spark))
+    keys = match_keys(listings, vocabulary(listings))
     grp, members = groups(keys)
     grp, members = grp.persist(), members.persist()
-    counts = grp.agg(F.sum("n").alias("keyed"), F.count("*").alias("groups")).first()
+    n_groups = grp.count()
+    keyed = members.where(F.col("valid_from") == F.col("created_at")).count()  # a listing's first version
     cand = banded_candidates(grp, cfg) if cfg.method == "banded" else spark_ml_candidates(grp, cfg)
     # Scored once, read twice (listing pairs and clusters); the group attributes are then no longer needed.
     scored = decide(cand, grp, cfg).persist()
@@ -303,15 +432,19 @@ def match(listings: DataFrame, cfg: MatchConfig) -> MatchResult:
     both = (scored.unionByName(scored.select(F.col("group_b").alias("group_a"), F.col("group_a").alias("group_b"),
                                              "similarity", "same_product"))
             .unionByName(within))
-    m_a = members.select(F.col("group_id").alias("group_a"), "listing_id", F.col("created_at").alias("_ca"))
+    m_a = members.select(F.col("group_id").alias("group_a"), "listing_id", F.col("created_at").alias("_ca"),
+                         F.col("valid_from").alias("_fa"), F.col("valid_to").alias("_ta"))
     m_b = members.select(F.col("group_id").alias("group_b"), F.col("listing_id").alias("matched_listing_id"),
-                         F.col("created_at").alias("_cb"))
+                         F.col("created_at").alias("_cb"), F.col("valid_from").alias("_fb"),
+                         F.col("valid_to").alias("_tb"))
+    known_at = F.greatest("_ca", "_cb")
+    # Each listing has one version valid at any time from its listing on: one row per listing pair, judged
+    # with the vocabulary as of the pair's known_at.
     pairs = (both.join(m_a, "group_a").join(m_b, "group_b")
-             .where(F.col("listing_id") != F.col("matched_listing_id"))
-             .select("listing_id", "matched_listing_id", "similarity", "same_product",
-                     F.greatest("_ca", "_cb").alias("known_at")))
-    return MatchResult(pairs, scored, members, cand, int(counts["keyed"] or 0), int(counts["groups"] or 0),
-                       (grp, members, scored))
+             .where((F.col("listing_id") != F.col("matched_listing_id")) & _valid(known_at, F.col("_fa"), F.col("_ta"))
+                    & _valid(known_at, F.col("_fb"), F.col("_tb")))
+             .select("listing_id", "matched_listing_id", "similarity", "same_product", known_at.alias("known_at")))
+    return MatchResult(pairs, scored, members, cand, keyed, n_groups, (grp, members, scored))
 
 
 # ---- clusters -----------------------------------------------------------------------------------------------
@@ -342,10 +475,16 @@ def connected_components(edges: DataFrame, max_iterations: int) -> DataFrame:
 def clusters(result: MatchResult, max_iterations: int) -> DataFrame:
     """``listing_id, cluster_id, cluster_size, as_of``: every listing with at least one same-product match, in
     the connected component of the same-product graph; ``cluster_id`` is the component's smallest listing id
-    and ``as_of`` its latest listing time (the cluster as stored exists from then on)."""
-    edges = result.group_pairs.where("same_product").select(F.col("group_a").alias("src"), F.col("group_b").alias("dst"))
+    and ``as_of`` its latest listing time (the cluster as stored exists from then on).  Clusters are built
+    from every listing, so each listing takes part with its last version (the vocabulary as of the build)."""
+    members = result.members.where(F.col("valid_to").isNull()).select("group_id", "listing_id", "created_at")
+    live = members.select("group_id").distinct()
+    edges = (result.group_pairs.where("same_product")
+             .join(live.withColumnRenamed("group_id", "group_a"), "group_a", "left_semi")
+             .join(live.withColumnRenamed("group_id", "group_b"), "group_b", "left_semi")
+             .select(F.col("group_a").alias("src"), F.col("group_b").alias("dst")))
     comp = connected_components(edges, max_iterations)
-    members = result.members.join(comp.withColumnRenamed("node", "group_id"), "group_id", "left")
+    members = members.join(comp.withColumnRenamed("node", "group_id"), "group_id", "left")
     # Groups with no same-product edge are components of their own.
     members = members.withColumn("component", F.coalesce("component", "group_id"))
     size = Window.partitionBy("component")
@@ -366,12 +505,12 @@ def pair_scores(pairs: DataFrame, truth: DataFrame) -> dict[str, float]:
     instances of one product; recall's denominator is every pair of instances of one product."""
     p = truth.select("listing_id", F.col("product_id").alias("_pa"))
     q = truth.select(F.col("listing_id").alias("matched_listing_id"), F.col("product_id").alias("_pb"))
-    row = (pairs.where("same_product").where(F.col("listing_id") < F.col("matched_listing_id"))
-           .join(p, "listing_id").join(q, "matched_listing_id")
-           .agg(F.count("*").alias("predicted"), F.sum((F.col("_pa") == F.col("_pb")).cast("long")).alias("tp"))
-           .first())
-    true_pairs = (truth.where(F.col("product_id").isNotNull()).groupBy("product_id").count()
-                  .agg(F.sum(_pairs_of(F.col("count")))).first()[0] or 0)
+    row = first_row(pairs.where("same_product").where(F.col("listing_id") < F.col("matched_listing_id"))
+                    .join(p, "listing_id").join(q, "matched_listing_id")
+                    .agg(F.count("*").alias("predicted"),
+                         F.sum((F.col("_pa") == F.col("_pb")).cast("long")).alias("tp")))
+    true_pairs = first_value(truth.where(F.col("product_id").isNotNull()).groupBy("product_id").count()
+                             .agg(F.sum(_pairs_of(F.col("count"))))) or 0
     return _scores(int(row["predicted"] or 0), int(row["tp"] or 0), int(true_pairs))
 
 
@@ -380,10 +519,10 @@ def cluster_scores(clustered: DataFrame, truth: DataFrame) -> dict[str, float]:
     the same product), from cluster x product counts: nothing quadratic is materialised."""
     c = truth.join(clustered.select("listing_id", "cluster_id"), "listing_id", "left")
     cells = c.where(F.col("cluster_id").isNotNull()).groupBy("cluster_id", "product_id").count()
-    predicted = cells.groupBy("cluster_id").agg(F.sum("count").alias("n")).agg(F.sum(_pairs_of(F.col("n")))).first()[0]
-    tp = cells.where(F.col("product_id").isNotNull()).agg(F.sum(_pairs_of(F.col("count")))).first()[0]
-    true_pairs = (truth.where(F.col("product_id").isNotNull()).groupBy("product_id").count()
-                  .agg(F.sum(_pairs_of(F.col("count")))).first()[0])
+    predicted = first_value(cells.groupBy("cluster_id").agg(F.sum("count").alias("n")).agg(F.sum(_pairs_of(F.col("n")))))
+    tp = first_value(cells.where(F.col("product_id").isNotNull()).agg(F.sum(_pairs_of(F.col("count")))))
+    true_pairs = first_value(truth.where(F.col("product_id").isNotNull()).groupBy("product_id").count()
+                             .agg(F.sum(_pairs_of(F.col("count")))))
     return _scores(int(predicted or 0), int(tp or 0), int(true_pairs or 0))
 
 
@@ -412,8 +551,8 @@ def recall_at_k(pairs: DataFrame, truth: DataFrame, ks: Iterable[int]) -> dict[i
     hits = ranked.groupBy("listing_id").agg(*[F.sum(F.when(F.col("rank") <= k, F.col("hit")).otherwise(0))
                                               .alias(f"h{k}") for k in ks])
     per = queries.join(hits, "listing_id", "left")
-    row = per.agg(*[F.avg(F.coalesce(F.col(f"h{k}"), F.lit(0)) / F.least(F.col("others"), F.lit(k))).alias(f"r{k}")
-                    for k in ks]).first()
+    row = first_row(per.agg(*[F.avg(F.coalesce(F.col(f"h{k}"), F.lit(0)) / F.least(F.col("others"), F.lit(k))).alias(f"r{k}")
+                    for k in ks]))
     return {k: float(row[f"r{k}"]) if row[f"r{k}"] is not None else float("nan") for k in ks}
 
 

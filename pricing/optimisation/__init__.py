@@ -1,0 +1,2 @@
+"""Price optimisation: revenue-optimal recommendations within guardrails, and policies judged against the
+simulator's true demand (evaluation only)."""

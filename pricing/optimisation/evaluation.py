@@ -31,8 +31,22 @@ from pyspark.sql import types as T
 
 from pricing.platform import catalog, delta_io
 from pricing.platform.config import Config
+from pricing.platform.errors import ConfigError
 from pricing.platform.tables import table
-from pricing.world.true_demand import DemandParams, ExpectedOutcomes, check_horizon, expected_outcomes
+from pricing.world.true_demand import (
+    HORIZON_DAYS,
+    DemandParams,
+    ExpectedOutcomes,
+    check_horizon,
+    expected_outcomes,
+)
+
+
+def check_evaluable(horizon_days: int) -> None:
+    """The policies can be judged against the simulator's demand only within its horizon (nothing sells later)."""
+    if horizon_days > HORIZON_DAYS:
+        raise ConfigError(f"the evaluation needs a horizon <= {HORIZON_DAYS} days (nothing sells later in the "
+                          f"simulator); the demand model's is {horizon_days}: set recommend.evaluate=false")
 
 POLICIES = ("own", "p50", "optimised", "naive")
 POLICY_PRICE = {"own": "current_price", "p50": "suggested_price", "optimised": "recommended_price",
@@ -41,6 +55,24 @@ POLICY_PRICE = {"own": "current_price", "p50": "suggested_price", "optimised": "
 TRUTH_COLS = ("log_fair_value", "elasticity", "base_hazard", "demand_bonus")
 SEGMENT_DIMS = ("department", "category", "price_band", "listing_age", "limited_by")
 """Segment columns of the evaluation input, besides the overall row."""
+EVAL_DOCS = {
+    "scoring_date": "The recommendation date evaluated; rerunning a date replaces its rows.",
+    "segment": "Dimension of the row: overall, or one of " + ", ".join(SEGMENT_DIMS) + ".",
+    "value": "The segment's value (all for overall; none when the listing has no value).",
+    "listings": "Listings in the segment.",
+    "oracle_revenue": "True expected revenue of the best price within the guardrails (the guardrailed oracle).",
+    "free_revenue": "True expected revenue of the best price without guardrails (the free oracle).",
+    **{f"{p}_ratio": f"True expected revenue listing at {POLICY_PRICE[p]} (policy {p}) over the guardrailed "
+                     "oracle's." for p in POLICIES},
+    **{f"{p}_ratio_free": f"True expected revenue listing at {POLICY_PRICE[p]} (policy {p}) over the free "
+                          "oracle's." for p in POLICIES},
+    "guardrail_ratio": "oracle_revenue / free_revenue: what the guardrails cost.",
+    **{f"{p}_sell_through": f"True probability of selling within the horizon under policy {p}."
+       for p in (*POLICIES, "oracle", "free")},
+    "model_version": "Demand model version whose recommendations were evaluated.",
+    "evaluated_at": "When the evaluation was written (UTC).",
+}
+"""Column -> description of ``ml.recommendation_eval`` (simulated sources only: judged against the true demand)."""
 INVPHI = (np.sqrt(5.0) - 1.0) / 2.0
 FREE_SPAN = 3.0
 """The unconstrained oracle searches log fair value +- this (and the floor and ceiling): the revenue-optimal

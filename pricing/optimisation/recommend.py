@@ -1,27 +1,19 @@
-"""Library half of the ``recommend`` job (moved out of ``jobs/recommend.py``).
+"""Price recommendations: for every active listing, the candidate price that serves the seller's objective under
+the demand model, within guardrails, with a reason.
 
-recommend: for every active listing, the price that serves the seller's objective under the demand model, within
-guardrails -> ml.price_recommendations; on simulated data, every policy against the true demand ->
-ml.recommendation_eval.
-
-* Models: the demand model's and the price model's `champion` versions, loaded by version number; when the
-  workflow hands over the versions its tasks decided on (``recommend.demand_version``,
-  ``score.champion_version``), recommend refuses to run if an alias has moved since.
 * Guardrails: the category's floor and ceiling (``score.category_bounds``, else ``score.min_price`` /
   ``max_price``), at most ``recommend.max_change`` away from the current price (floor and ceiling win when the
   two disagree), and price points (``score.price_points``).  Candidates are ``grid_size`` log-spaced prices
   over the allowed band, each rounded to a price point inside it, so every candidate is allowed.
 * Objective: ``revenue`` (expected revenue within the horizon: price x P(sold) x realisation) or
   ``sell_through`` (the highest P(sold) keeping ``min_revenue_share`` of the best expected revenue).
-* The price is the listing's price from listing onwards, as the demand model and the simulator's true demand
-  read it (the marketplace's day-14 and day-28 drops follow).
 * Distributed: the demand model is broadcast once and each Arrow batch is scored as matrices (``mapInPandas``).
-* Rerunning a scoring date replaces that date's rows, in both tables, in one Delta transaction each.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +28,7 @@ from pricing.optimisation import plots as optimisation_plots
 from pricing.platform import catalog, delta_io, tracking
 from pricing.platform.config import Config, RecommendConfig, ScoreConfig
 from pricing.platform.errors import ModelGateError
+from pricing.platform.rows import first_row, first_value
 from pricing.platform.tables import TableRef, table
 from pricing.price_model.scoring import bounds, round_to_price_points
 
@@ -43,6 +36,32 @@ OUTPUT = catalog.ML_PRICE_RECOMMENDATIONS
 
 
 EVAL_OUTPUT = catalog.ML_RECOMMENDATION_EVAL
+
+
+OUTPUT_DOCS = {
+    "listing_id": "Active listing: one row per listing and scoring date.",
+    "category": "Listing category (its floor and ceiling apply).",
+    "current_price": "The listing's asking price when recommended.",
+    "recommended_price": "The recommendation: the price point maximising the objective within the guardrails.",
+    "price_change": "recommended_price / current_price - 1.",
+    "p_sale": "Demand model's probability of selling within its horizon at recommended_price.",
+    "expected_revenue": "Expected revenue within the horizon at recommended_price (price x p_sale x realisation).",
+    "p_sale_current": "Demand model's probability of selling within its horizon at current_price.",
+    "expected_revenue_current": "Expected revenue within the horizon at current_price.",
+    "elasticity": "Price elasticity the demand model used for the listing's segment.",
+    "reason_code": "priced above market, under-priced or well priced (within recommend.reason_tolerance).",
+    "limited_by": "Guardrail the recommendation sits on (max_change, floor, ceiling); null inside the band.",
+    "objective": "recommend.objective the run optimised: revenue or sell_through.",
+    "suggested_price": "The price model's suggestion (score's p50 within the guardrails), for comparison.",
+    "model_name": "Registered demand model used.",
+    "model_version": "Its version (the alias champion when run).",
+    "price_model_name": "Registered price model whose suggestion is shown.",
+    "price_model_version": "Its version.",
+    "feature_table_version": "Delta version of features.training_set the features were read from.",
+    "scoring_date": "The date the rows were written under; rerunning a date replaces its rows.",
+    "scored_at": "When the run wrote the rows (UTC).",
+}
+"""Column -> description of ``ml.price_recommendations`` (what ``pricing recommend`` writes)."""
 
 
 ABOVE, UNDER, WELL = "priced above market", "under-priced", "well priced"
@@ -56,7 +75,7 @@ def demand_champion(cfg: Config) -> int:
                                      rerun="re-run demand and recommend")
 
 
-def with_band(s: ScoreConfig, max_change: float):  # type: ignore[no-untyped-def]
+def with_band(s: ScoreConfig, max_change: float) -> Callable[[DataFrame], DataFrame]:
     """Adds ``floor``, ``ceiling`` (the category's), the allowed band ``[band_lo, band_hi]`` (at most
     ``max_change`` from ``current_price``, inside floor and ceiling, which win when the two disagree) and what
     sets each end (``lo_by``, ``hi_by``: max_change, floor or ceiling)."""
@@ -74,7 +93,7 @@ def with_band(s: ScoreConfig, max_change: float):  # type: ignore[no-untyped-def
     return step
 
 
-def with_candidates(grid_size: int, points: tuple[float, ...]):  # type: ignore[no-untyped-def]
+def with_candidates(grid_size: int, points: tuple[float, ...]) -> Callable[[DataFrame], DataFrame]:
     """Adds ``candidates``: ``grid_size`` log-spaced prices from ``band_lo`` to ``band_hi``, each rounded to the
     nearest price point inside the band (``score``'s rounding), ascending."""
     def step(df: DataFrame) -> DataFrame:
@@ -89,7 +108,7 @@ def with_candidates(grid_size: int, points: tuple[float, ...]):  # type: ignore[
     return step
 
 
-def with_reasons(r: RecommendConfig) -> Any:
+def with_reasons(r: RecommendConfig) -> Callable[[DataFrame], DataFrame]:
     """Adds ``price_change`` (recommended / current - 1), ``reason_code`` and ``limited_by`` (which guardrail
     the recommendation sits on: max_change, floor, ceiling; null when it is inside the band)."""
     def step(df: DataFrame) -> DataFrame:
@@ -120,14 +139,15 @@ def catalogue(spark: SparkSession, cfg: Config) -> tuple[DataFrame, TableRef, in
     return cat, feat_ref, feat_version, n_active
 
 
-def replace_date(spark: SparkSession, df: DataFrame, ref: TableRef, scoring_date: Any) -> int:
-    delta_io.overwrite(df, ref, replace_where=f"scoring_date = DATE'{scoring_date.isoformat()}'")
+def replace_date(spark: SparkSession, df: DataFrame, ref: TableRef, scoring_date: Any,
+                 docs: Mapping[str, str] | None = None) -> int:
+    delta_io.overwrite(df, ref, replace_where=f"scoring_date = DATE'{scoring_date.isoformat()}'", docs=docs)
     return delta_io.version(spark, ref)
 
 
 def recommendation_stats(df: DataFrame) -> dict[str, float]:
     """Rows, reason shares, guardrail share, price change and the demand model's own expected uplift."""
-    row = df.agg(
+    row = first_row(df.agg(
         F.count("*").alias("rows"),
         *[F.sum((F.col("reason_code") == F.lit(c)).cast("int")).alias(f"reason_{c}") for c in (ABOVE, UNDER, WELL)],
         F.sum(F.col("limited_by").isNotNull().cast("int")).alias("limited"),
@@ -136,7 +156,7 @@ def recommendation_stats(df: DataFrame) -> dict[str, float]:
         F.avg("p_sale").alias("mean_p_sale"), F.avg("p_sale_current").alias("mean_p_sale_current"),
         F.sum("expected_revenue").alias("expected_revenue"),
         F.sum("expected_revenue_current").alias("expected_revenue_current"),
-    ).first().asDict()
+    )).asDict()
     rows = max(row["rows"], 1)
     out = {k: float(v or 0.0) for k, v in row.items()}
     for c in (ABOVE, UNDER, WELL):
@@ -151,7 +171,7 @@ def evaluate_policies(spark: SparkSession, cfg: Config, full: DataFrame, horizon
     """Evaluation only: each policy's true expected revenue against the oracles, per segment -> EVAL_OUTPUT."""
     from pricing.optimisation import evaluation as ev
 
-    reference = full.agg(F.max("created_at")).first()[0]
+    reference = first_value(full.agg(F.max("created_at")))
     days = (F.lit(reference).cast("timestamp").cast("double") - F.col("created_at").cast("double")) / 86400.0
     inputs = full.select("listing_id", "current_price", "suggested_price", "recommended_price", "naive_price",
                          "band_lo", "band_hi", "floor", "ceiling", "department", "category",
@@ -161,7 +181,7 @@ def evaluate_policies(spark: SparkSession, cfg: Config, full: DataFrame, horizon
     rows = spark.createDataFrame(table_.astype({"listings": "int64"})).select(
         F.lit(scoring_date).cast("date").alias("scoring_date"), "*", F.lit(demand_v).alias("model_version"),
         F.lit(now).alias("evaluated_at"))
-    return table_, replace_date(spark, rows, table(cfg, EVAL_OUTPUT), scoring_date)
+    return table_, replace_date(spark, rows, table(cfg, EVAL_OUTPUT), scoring_date, docs=ev.EVAL_DOCS)
 
 
 def log_recommend_run(cfg: Config, stats: dict[str, float], evaluation: pd.DataFrame | None, demand_v: int, price_v: int,

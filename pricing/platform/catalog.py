@@ -38,6 +38,14 @@ BRONZE_REMOVALS_RAW = Table("bronze", "removals_raw",
 BRONZE_QUARANTINE = Table("bronze", "quarantine",
     "Records that failed parsing or checks: raw payload, source file, reason code and ingest time.")
 
+BRONZE_EVENT_TABLES: dict[str, Table] = {
+    "listing_created": BRONZE_LISTINGS_RAW,
+    "price_changed": BRONZE_PRICE_CHANGES_RAW,
+    "listing_sold": BRONZE_SALES_RAW,
+    "listing_removed": BRONZE_REMOVALS_RAW,
+}
+"""Landing event type -> its bronze table."""
+
 # ---- silver: typed and deduplicated
 SILVER_LISTINGS = Table("silver", "listings",
     "Typed, deduplicated listings (latest event wins per listing_id) with their price history and status.")

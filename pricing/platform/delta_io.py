@@ -6,13 +6,21 @@ friends, :data:`CONFLICTS`), having committed nothing of it.  Every write here i
 repeat as a whole (an overwrite or replaceWhere replaces, an append adds once, a MERGE re-matches against the
 table as it now is), so a lost race is retried a few times with backoff, then reported as a
 :class:`ConcurrentWriteError` naming the table.
+
+Documentation travels with every write: the table comment is its catalog entry's description
+(:mod:`pricing.platform.catalog`), and ``docs`` (column -> description, kept next to the code that defines the
+table's columns) become column comments, so ``DESCRIBE TABLE`` and Unity Catalog Explorer document every
+column.  A write that creates or replaces a table carries the comments in its schema; after any write,
+:func:`document` sets whatever the table still lacks (an existing table, a MERGE, a replaceWhere) in one
+metadata commit per change, and nothing once it is documented.  :func:`read` returns rows without the
+comments: they are catalog documentation, not data, and frames compare by content.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -28,7 +36,9 @@ from delta.exceptions import (
 )
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from pricing.platform import catalog
 from pricing.platform.errors import ConcurrentWriteError, MissingTableError
 from pricing.platform.tables import TableRef
 
@@ -67,7 +77,7 @@ def with_retries(ref: TableRef, what: str, write: Callable[[], _T], attempts: in
 def exists(spark: SparkSession, ref: TableRef) -> bool:
     if ref.full_name is not None:
         return bool(spark.catalog.tableExists(ref.full_name))
-    return DeltaTable.isDeltaTable(spark, ref.path)
+    return DeltaTable.isDeltaTable(spark, ref.local_path)
 
 
 def require(spark: SparkSession, ref: TableRef) -> None:
@@ -77,16 +87,66 @@ def require(spark: SparkSession, ref: TableRef) -> None:
                                 "(`pricing run` runs them all in order)")
 
 
-def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
-    require(spark, ref)
+def _raw(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
     return reader.table(ref.full_name) if ref.full_name is not None else reader.load(ref.path)
 
 
+def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
+    """The table's rows (at ``version``), without its column comments (see the module docstring)."""
+    require(spark, ref)
+    return without_comments(_raw(spark, ref, version))
+
+
+def without_comments(df: DataFrame) -> DataFrame:
+    """``df`` with no column ``comment`` metadata.  A same-type cast hides a column's metadata (an alias keeps
+    an attribute's own); the optimizer drops the cast again, so it costs nothing at run time."""
+    if not any("comment" in f.metadata for f in df.schema.fields):
+        return df
+    return df.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) if "comment" in f.metadata
+                       else F.col(f"`{f.name}`") for f in df.schema.fields])
+
+
+def documented(df: DataFrame, docs: Mapping[str, str] | None) -> DataFrame:
+    """``df`` with each column named in ``docs`` carrying its description as ``comment`` metadata (Delta keeps
+    it as the column comment); other columns as they are."""
+    if not docs or not any(c in docs for c in df.columns):
+        return df
+    return df.select(*[F.col(f"`{f.name}`").alias(f.name, metadata={**f.metadata, "comment": docs[f.name]})
+                       if f.name in docs else F.col(f"`{f.name}`") for f in df.schema.fields])
+
+
+def _sql_string(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def document(spark: SparkSession, ref: TableRef, docs: Mapping[str, str] | None = None) -> None:
+    """Give ``ref`` its catalog entry's description as table comment and ``docs`` as column comments, where it
+    does not have them yet (columns the table lacks are skipped).  Each change is one metadata commit, retried
+    on a commit race like any write; a documented table gets none."""
+    entry = catalog.TABLES.get(ref.logical)
+    if entry is None and not docs:
+        return
+
+    def once() -> None:
+        if entry is not None:
+            current = spark.sql(f"DESCRIBE DETAIL {ref.sql}").select("description").collect()[0][0]
+            if current != entry.description:
+                spark.sql(f"COMMENT ON TABLE {ref.sql} IS {_sql_string(entry.description)}")
+        if docs:
+            comments = {f.name: f.metadata.get("comment") for f in _raw(spark, ref).schema.fields}
+            for name, text in docs.items():
+                if name in comments and comments[name] != text:
+                    column = name.replace("`", "``")
+                    spark.sql(f"ALTER TABLE {ref.sql} ALTER COLUMN `{column}` COMMENT {_sql_string(text)}")
+
+    with_retries(ref, "documentation", once)
+
+
 def _delta(spark: SparkSession, ref: TableRef) -> DeltaTable:
-    return DeltaTable.forName(spark, ref.full_name) if ref.full_name is not None else DeltaTable.forPath(spark, ref.path)
+    return DeltaTable.forName(spark, ref.full_name) if ref.full_name is not None else DeltaTable.forPath(spark, ref.local_path)
 
 
 def version(spark: SparkSession, ref: TableRef) -> int:
@@ -95,13 +155,17 @@ def version(spark: SparkSession, ref: TableRef) -> int:
     return int(_delta(spark, ref).history(1).collect()[0]["version"])
 
 
-def overwrite(df: DataFrame, ref: TableRef, replace_where: str | None = None) -> None:
-    """Replace the table (or, with ``replace_where``, just the rows matching it) atomically.
+def overwrite(df: DataFrame, ref: TableRef, replace_where: str | None = None,
+              docs: Mapping[str, str] | None = None) -> None:
+    """Replace the table (or, with ``replace_where``, just the rows matching it) atomically; then
+    :func:`document` it (``docs``: column -> description).
 
     ``replace_where`` also creates a missing table: two first-ever writers of different slices racing to
     create it cannot wipe each other's slice (a plain overwrite, retried after losing the race, would); jobs
     that own a slice of a table (a date, an experiment) always pass it, existing table or not."""
-    with_retries(ref, "overwrite", lambda: _overwrite_once(df, ref, replace_where))
+    rows = documented(df, docs)
+    with_retries(ref, "overwrite", lambda: _overwrite_once(rows, ref, replace_where))
+    document(df.sparkSession, ref, docs)
 
 
 def _overwrite_once(df: DataFrame, ref: TableRef, replace_where: str | None = None) -> None:
@@ -116,13 +180,19 @@ def _overwrite_once(df: DataFrame, ref: TableRef, replace_where: str | None = No
         writer.save(ref.path)
 
 
-def append(df: DataFrame, ref: TableRef, merge_schema: bool = False) -> None:
-    """Append atomically; ``merge_schema`` lets the rows add new columns to the table."""
+def append(df: DataFrame, ref: TableRef, merge_schema: bool = False, docs: Mapping[str, str] | None = None) -> None:
+    """Append atomically; ``merge_schema`` lets the rows add new columns to the table.  Then :func:`document`."""
+    _append_once(documented(df, docs), ref, merge_schema)
+    document(df.sparkSession, ref, docs)
+
+
+def _append_once(df: DataFrame, ref: TableRef, merge_schema: bool) -> None:
     writer = df.write.format("delta").mode("append")
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
-    if ref.full_name is not None:
-        with_retries(ref, "append", lambda: writer.saveAsTable(ref.full_name))
+    name = ref.full_name
+    if name is not None:
+        with_retries(ref, "append", lambda: writer.saveAsTable(name))
     else:
         with_retries(ref, "append", lambda: writer.save(ref.path))
 
@@ -134,9 +204,10 @@ class MergeResult:
 
 
 def merge(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Sequence[str],
-          update: bool = True, delete_unmatched_where: str | None = None) -> MergeResult:
-    """Upsert ``df`` into ``ref`` on ``keys``; create the table if needed.  Returns Delta's own row
-    counts for the transaction (not a before/after count, which a concurrent writer would skew).
+          update: bool = True, delete_unmatched_where: str | None = None,
+          docs: Mapping[str, str] | None = None) -> MergeResult:
+    """Upsert ``df`` into ``ref`` on ``keys``; create the table if needed; then :func:`document` it.  Returns
+    Delta's own row counts for the transaction (not a before/after count, which a concurrent writer would skew).
 
     With ``update=False`` matched rows are left alone (insert-only: exactly-once event ingestion).
     With ``delete_unmatched_where`` (a SQL condition on the target's columns), target rows in that slice
@@ -146,6 +217,7 @@ def merge(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Sequence[str]
         if "`" in k:
             raise ValueError(f"merge key {k!r} may not contain a back-quote")
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    df = documented(df, docs)
 
     def attempt() -> MergeResult:
         # Decided afresh on each attempt: a concurrent writer may have created the table meanwhile, and its
@@ -163,4 +235,6 @@ def merge(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Sequence[str]
         row = builder.execute().collect()[0]
         return MergeResult(int(row["num_inserted_rows"]), int(row["num_updated_rows"]))
 
-    return with_retries(ref, "merge", attempt)
+    result = with_retries(ref, "merge", attempt)
+    document(spark, ref, docs)
+    return result

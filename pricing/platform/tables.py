@@ -33,6 +33,13 @@ class TableRef:
             raise ConfigError(f"table path {self.path!r} may not contain a back-quote")
         return f"delta.`{self.path}`"
 
+    @property
+    def local_path(self) -> str:
+        """The local Delta path, for a table that is not in Unity Catalog."""
+        if self.path is None:
+            raise ValueError(f"table {self.logical} ({self.full_name}) has no local path: it is in Unity Catalog")
+        return self.path
+
     def __str__(self) -> str:
         return self.full_name or str(self.path)
 

@@ -42,8 +42,8 @@ def setup(cfg: Config) -> str:
     client = MlflowClient()
     exp = client.get_experiment_by_name(cfg.mlflow.experiment)
     if exp is None:
-        kwargs = {} if cfg.mlflow.tracking_uri == "databricks" else {"artifact_location": artifact_root(cfg)}
-        exp_id = client.create_experiment(cfg.mlflow.experiment, **kwargs)
+        location = None if cfg.mlflow.tracking_uri == "databricks" else artifact_root(cfg)
+        exp_id = client.create_experiment(cfg.mlflow.experiment, artifact_location=location)
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)

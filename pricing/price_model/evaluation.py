@@ -14,6 +14,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pricing.platform.rows import first_value
 from pricing.price_model.metrics import price_metrics, rmsle
 
 PRICE_BANDS = (0.0, 10.0, 25.0, 50.0, 100.0, float("inf"))
@@ -85,7 +86,7 @@ def baseline_predictions(train: DataFrame, test: pd.DataFrame, shrinkage_k: floa
     * ``brand_category_shrunk``: the brand x category median shrunk toward the category median with ``k``
       pseudo-sales, ``(n * m_bc + k * m_c) / (n + k)``, else the category median, else global.
     """
-    g = train.agg(F.median("label")).first()[0]
+    g = first_value(train.agg(F.median("label")))
     cc = train.groupBy("category", "condition").agg(F.median("label").alias("m_cc")).toPandas()
     cat = train.groupBy("category").agg(F.median("label").alias("m_c")).toPandas()
     bc = (train.where(F.col("brand").isNotNull()).groupBy("brand", "category")

@@ -7,6 +7,8 @@ from pyspark.ml.feature import Bucketizer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pricing.platform.rows import first_value
+
 PSI_BINS = 10
 EPS = 1e-4
 """Floor for a bin's share, so an empty bin gives a large but finite PSI."""
@@ -36,5 +38,5 @@ def drift(previous: DataFrame, current: DataFrame, col: str, bins: int = PSI_BIN
                .agg(F.count("*").alias("n")).collect()}
         return np.array([got.get(i, 0) for i in range(len(splits) - 1)], dtype=float)
 
-    means = [d.agg(F.avg(col)).first()[0] for d in (previous, current)]
+    means = [first_value(d.agg(F.avg(col))) for d in (previous, current)]
     return {"psi": psi(counts(previous), counts(current)), "mean_shift": float(means[1] - means[0])}

@@ -14,9 +14,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -96,7 +97,7 @@ def distribution(prices: np.ndarray, path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4))
     p = prices[np.isfinite(prices) & (prices > 0)]
     if len(p):
-        ax.hist(p, bins=np.geomspace(p.min(), p.max() * 1.001, 60), color="#4c72b0")
+        ax.hist(p, bins=np.geomspace(p.min(), p.max() * 1.001, 60).tolist(), color="#4c72b0")
     ax.set_xscale("log")
     ax.set_xlabel("suggested price")
     ax.set_ylabel("listings")

@@ -1,13 +1,11 @@
-"""Library half of the ``promote`` job (moved out of ``jobs/promote.py``).
-
-promote: champion/challenger gate.  Both models are scored on the same most-recent holdout; `champion`
-moves to the challenger only if it is better overall by the configured margin and no major segment gets
-worse beyond a tolerance.  The decision and its reasons are tagged on the version and printed.
-"""
+"""The champion/challenger gate: both models scored on the same holdout of their own; `champion` moves only if
+the challenger is better overall by the configured margin and no major segment gets worse beyond a tolerance."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
@@ -33,9 +31,10 @@ EMPTY_TIERS = pd.DataFrame({"brand": pd.Series(dtype=object), "brand_tier": pd.S
 
 
 def load_version(name: str, version: int) -> PricePredictor:
-    """The predictor (boosters, features, interval rule) of one registered version."""
+    """The predictor (boosters, features, interval rule) of one registered version, as this package's
+    :class:`PricePredictor` (a model logged from code defines its own copy of the class when loaded)."""
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
-    return model.predictor  # type: ignore[no-any-return]
+    return PricePredictor.from_bytes(model.predictor.to_bytes())
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,9 @@ def evaluate_on_holdout(spark: SparkSession, cfg: Config, predictor: PricePredic
         raise ModelGateError(f"the model needs feature columns the training table no longer has: {missing}")
     frame = with_segments(score_with_labels(test, predictor, EVAL_COLS), EMPTY_TIERS)
     m = overall_metrics(frame)
-    seg = segment_metrics(frame, GATE_SEGMENTS)
+    seg: Iterable[Any] = segment_metrics(frame, GATE_SEGMENTS).itertuples()  # segment, value, rmsle, rows
     return HoldoutResult(m["rmsle"], m["coverage_80"], int(m["rows"]),
-                         {(r.segment, r.value): (r.rmsle, int(r.rows)) for r in seg.itertuples()})
+                         {(r.segment, r.value): (r.rmsle, int(r.rows)) for r in seg})
 
 
 def decide(challenger: HoldoutResult, champion: HoldoutResult | None, p: PromoteConfig) -> tuple[bool, list[str]]:

@@ -1,17 +1,8 @@
-"""Library half of the ``score`` job (moved out of ``jobs/score.py``).
+"""Batch scoring of the active catalogue with the registry's `champion`: guardrails (category floors and ceilings,
+price points), review flags, and the scoring summary with drift against the previous scoring date.
 
-score: price every active listing with the registry's `champion` into ml.price_suggestions.
-
-* The model is the version alias `champion` points at, loaded by that version number (never a path a user
-  passes in); when the workflow hands over the version promote decided on (``score.champion_version``),
-  scoring refuses to run if the alias has moved since.
-* Every active listing is scored, distributed: the predictor is broadcast once and applied to Arrow batches
-  with ``inplace_predict`` (measured against the alternatives in ``bench/scoring.py``).
-* Guardrails: suggestions stay within the category's floor and ceiling and are rounded to the price points
-  sellers use.  Listings with a very wide range or little market support are flagged ``needs_review``.
-* Rerunning for the same scoring date replaces that date's rows in one Delta transaction, never duplicates.
-* A scoring summary (distribution, share flagged, drift against the previous scoring) goes to MLflow.
-"""
+The predictor is broadcast once and applied to Arrow batches with ``inplace_predict`` (measured against the
+alternatives in ``bench/scoring.py``); the model is loaded by version number, never from a path a user passes in."""
 
 from __future__ import annotations
 
@@ -26,6 +17,8 @@ from pyspark.sql import functions as F
 
 from pricing.platform import catalog, delta_io, tracking
 from pricing.platform.config import Config, ScoreConfig
+from pricing.platform.rows import first_row, first_value
+from pricing.platform.tables import TableRef
 from pricing.price_model import monitoring
 
 OUTPUT = catalog.ML_PRICE_SUGGESTIONS
@@ -38,6 +31,26 @@ SUPPORT_COL = "mkt_bc_n_sales_90d"
 
 
 REASONS = ("wide_range", "low_support", "guardrail")
+
+
+OUTPUT_DOCS = {
+    "listing_id": "Active listing priced: one row per listing and scoring date.",
+    "category": "Listing category (its floor and ceiling apply).",
+    "suggested_price": "The suggestion: p50 within the category's floor and ceiling, rounded to a price point.",
+    "p10": "Lower end of the range: 10th percentile of the likely sold price, within the guardrails.",
+    "p50": "Median predicted sold price, within the guardrails.",
+    "p90": "Upper end of the range: 90th percentile of the likely sold price, within the guardrails.",
+    "current_price": "The listing's asking price when scored.",
+    "needs_review": "True when review_reasons is not empty.",
+    "review_reasons": "Why a person should look: wide_range (p90/p10 too wide), low_support (few comparable "
+                      "sales), guardrail (p50 outside the category's bounds).",
+    "model_name": "Registered price model that scored the row.",
+    "model_version": "Its version (the alias champion when scored).",
+    "feature_table_version": "Delta version of features.training_set the features were read from.",
+    "scoring_date": "The date the rows were written under; rerunning a date replaces its rows.",
+    "scored_at": "When the scoring run wrote the rows (UTC).",
+}
+"""Column -> description of ``ml.price_suggestions`` (what ``pricing score`` writes)."""
 
 
 def round_to_price_points(col: Column, points: tuple[float, ...], lo: Column | float | None = None,
@@ -101,18 +114,18 @@ def champion_version(cfg: Config) -> int:
 def previous_scoring_date(spark: SparkSession, ref: Any, scoring_date: date) -> date | None:
     if not delta_io.exists(spark, ref):
         return None
-    return delta_io.read(spark, ref).where(F.col("scoring_date") < F.lit(scoring_date)).agg(
-        F.max("scoring_date")).first()[0]
+    return first_value(delta_io.read(spark, ref).where(F.col("scoring_date") < F.lit(scoring_date)).agg(
+        F.max("scoring_date")))
 
 
 def scoring_stats(df: DataFrame) -> dict[str, float]:
     """Row count, review shares and the suggested-price distribution of one scoring."""
-    row = df.agg(
+    row = first_row(df.agg(
         F.count("*").alias("rows"), F.sum(F.col("needs_review").cast("int")).alias("needs_review"),
         *[F.sum(F.array_contains("review_reasons", r).cast("int")).alias(f"review_{r}") for r in REASONS],
         F.avg("suggested_price").alias("suggested_mean"),
         F.avg(F.log(F.col("p90") / F.col("p10"))).alias("mean_log_range"),
-    ).first().asDict()
+    )).asDict()
     rows = max(row["rows"], 1)
     out = {k: float(v or 0.0) for k, v in row.items()}
     out["needs_review_share"] = out["needs_review"] / rows
@@ -125,15 +138,21 @@ def scoring_stats(df: DataFrame) -> dict[str, float]:
 
 
 def log_scoring_summary(cfg: Config, written: DataFrame, stats: dict[str, float], version: int, scoring_date: date,
-                 previous: date | None, feat_version: int) -> str:
-    """One MLflow run per scoring: metrics, a histogram of suggestions (against the previous scoring)."""
+                        previous: date | None, feat_version: int, out_ref: TableRef, out_version: int) -> str:
+    """One MLflow run per scoring: what it used (model ``version``, the feature table at ``feat_version``) and
+    what it wrote (``out_ref`` at Delta ``out_version``) as params and tags; metrics, a histogram of suggestions
+    (against the previous scoring)."""
     from pricing.price_model import plots
 
+    name = cfg.mlflow.model_name
     with mlflow.start_run(run_name=f"score-{scoring_date}") as active, tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"job": "score", "env": cfg.env, "model_name": cfg.mlflow.model_name,
+        mlflow.set_tags({"job": "score", "env": cfg.env, "model_name": name,
                          "model_version": str(version), "scoring_date": str(scoring_date),
-                         "previous_scoring_date": str(previous) if previous else "none"})
-        mlflow.log_params({"feature_table_version": feat_version, "review_max_range_ratio":
+                         "previous_scoring_date": str(previous) if previous else "none",
+                         "output_table_version": str(out_version)})
+        mlflow.log_params({"model_uri": f"models:/{name}/{version}", "model_version": version,
+                           "output_table": str(out_ref), "output_table_version": out_version,
+                           "feature_table_version": feat_version, "review_max_range_ratio":
                            cfg.score.review_max_range_ratio, "review_min_support": cfg.score.review_min_support})
         mlflow.log_metrics(stats)
         sample = written.select("suggested_price").sample(fraction=min(1.0, 200_000 / max(stats["rows"], 1)),

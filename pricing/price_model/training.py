@@ -1,4 +1,4 @@
-"""Library half of the ``train`` job (moved out of ``jobs/train.py``).
+"""Library half of the ``train`` job (``jobs/train.py`` reads, calls these, writes, logs and sums up).
 
 train: distributed xgboost.spark price model (median + p10/p90 range) on a time split, judged against
 baselines and the noise floor, tracked in MLflow, registered, aliased `challenger` when sane.
@@ -13,35 +13,47 @@ import json
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
+import yaml
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.training_set import MODEL_FEATURES, model_features
-from pricing.platform import catalog, delta_io, faults, tracking
-from pricing.platform.config import Config, TrainConfig
+from pricing.platform import catalog, delta_io
+from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError, ModelGateError
+from pricing.platform.rows import first_value
 from pricing.platform.tables import TableRef, table
 from pricing.price_model.evaluation import (
+    SEGMENTS,
+    baseline_metrics,
+    baseline_predictions,
+    brand_tiers,
     noise_floor,
+    overall_metrics,
+    segment_metrics,
+    with_segments,
 )
 from pricing.price_model.predictor import (
     ALL,
     Intervals,
-    PriceModel,
     PricePredictor,
     conformal_offsets,
     score_frame,
 )
+
+if TYPE_CHECKING:
+    from xgboost import Booster
+    from xgboost.spark import SparkXGBRegressorModel
 
 EVAL_COLS = ("brand", "category", "condition", "seller_prior_listings")
 
@@ -72,7 +84,7 @@ def labelled(training_set: DataFrame) -> DataFrame:
 
 def time_split(df: DataFrame, cfg: Config) -> Split:
     """Train on older sales, validate (early stopping, intervals) on the next weeks, test on the latest."""
-    t_max = df.agg(F.max("sold_at")).first()[0]
+    t_max: datetime | None = first_value(df.agg(F.max("sold_at")))
     if t_max is None:
         raise ModelGateError("the training set has no sold listings: nothing to train on")
     test_start = t_max - timedelta(days=cfg.train.test_days)
@@ -84,7 +96,7 @@ def time_split(df: DataFrame, cfg: Config) -> Split:
 
 def task_slots(spark: SparkSession) -> int:
     """Tasks the cluster can run at once: what barrier mode checks (``spark.default.parallelism`` is not)."""
-    sc = spark.sparkContext._jsc.sc()  # type: ignore[union-attr]
+    sc = spark.sparkContext._jsc.sc()
     try:
         return int(sc.maxNumConcurrentTasks(sc.resourceProfileManager().defaultResourceProfile()))
     except Exception:  # an unexpected JVM API change must not block training; the barrier check still runs
@@ -96,7 +108,9 @@ def check_workers(spark: SparkSession, num_workers: int, wait_s: float = WORKER_
     and fails.  Waits for executors to register (a cluster starting up), then fails fast and clearly."""
     deadline = time.time() + wait_s
     slots = task_slots(spark)
-    while slots < num_workers and time.time() < deadline and not spark.sparkContext.master.startswith("local"):
+    master = spark.sparkContext.master
+    assert master is not None  # SparkContext refuses to start without spark.master
+    while slots < num_workers and time.time() < deadline and not master.startswith("local"):
         time.sleep(2)
         slots = task_slots(spark)
     if num_workers > slots:
@@ -104,11 +118,6 @@ def check_workers(spark: SparkSession, num_workers: int, wait_s: float = WORKER_
                           f"barrier-mode training would hang. Set train.num_workers <= {slots}.")
     return slots
 
-
-def booster_params(t: TrainConfig) -> dict[str, Any]:
-    """The model hyperparameters (what tuning searches over)."""
-    return {"max_depth": t.max_depth, "learning_rate": t.learning_rate, "min_child_weight": t.min_child_weight,
-            "subsample": t.subsample, "colsample_bytree": t.colsample_bytree, "reg_lambda": t.reg_lambda}
 
 
 def features_of(cfg: Config) -> tuple[str, ...]:
@@ -127,7 +136,8 @@ def assemble(split: Split, features: tuple[str, ...] = MODEL_FEATURES) -> DataFr
 
 
 def fit(spark: SparkSession, cfg: Config, data: DataFrame, params: dict[str, Any],
-        quantile: float | None = None, features: tuple[str, ...] = MODEL_FEATURES):  # type: ignore[no-untyped-def]
+        quantile: float | None = None, features: tuple[str, ...] = MODEL_FEATURES
+        ) -> tuple[SparkXGBRegressorModel, Booster]:
     """One xgboost.spark fit on ``assemble``'s frame (assembled from ``features``); squared error, or pinball
     loss at ``quantile``."""
     from xgboost.spark import SparkXGBRegressor
@@ -138,8 +148,8 @@ def fit(spark: SparkSession, cfg: Config, data: DataFrame, params: dict[str, Any
         "objective": "reg:quantileerror", "quantile_alpha": quantile}
     reg = SparkXGBRegressor(
         features_col="features", label_col="label", validation_indicator_col="is_valid",
-        num_workers=t.num_workers, device=t.device, tree_method="hist", n_estimators=t.n_estimators,
-        early_stopping_rounds=t.early_stopping_rounds, random_state=t.seed, force_repartition=True,
+        num_workers=t.num_workers, device=t.device, tree_method="hist", n_estimators=t.booster.n_estimators,
+        early_stopping_rounds=t.booster.early_stopping_rounds, random_state=t.booster.seed, force_repartition=True,
         verbose=False, **objective, **params,
     )
     model = reg.fit(data)
@@ -214,10 +224,18 @@ def sanity(metrics: dict[str, float], best_baseline: float, cfg: Config, frame: 
 
 
 def git_commit(cfg: Config) -> str:
+    """The code's commit: ``mlflow.git_commit`` when set (the bundle passes ``${bundle.git.commit}``), else
+    ``git rev-parse HEAD`` when the project folder is a git checkout (never a repository it merely sits in), else
+    ``unknown``."""
+    if cfg.mlflow.git_commit:
+        return cfg.mlflow.git_commit
+    project = Path(cfg.project_dir)
+    if not cfg.project_dir or not (project / ".git").exists():  # .git: a folder, or a file in a worktree
+        return "unknown"
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=cfg.project_dir, capture_output=True, text=True,
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True,
                               timeout=10).stdout.strip() or "unknown"
-    except OSError:
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
@@ -244,59 +262,6 @@ def log_lineage(spark: SparkSession, ref: TableRef, version: int) -> None:
     mlflow.log_input(ds, context="training")
 
 
-def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dict[str, int],
-               metrics: dict[str, float], base: dict[str, dict[str, float]], floor: float | None,
-               predictor: PricePredictor, problems: list[str], seg: pd.DataFrame, fit_s: float) -> str:
-    """A short markdown card: data window, rows, metrics against baselines and the noise floor, limits."""
-    iv = predictor.intervals
-    lines = [
-        f"# Model card: `{cfg.mlflow.model_name}`", "",
-        "Suggested price (p50) and 80% range (p10-p90) for a secondhand-fashion listing at listing time.", "",
-        "## Data",
-        f"- Training table: `{ref}` at Delta version {version}",
-        f"- Train: sales before {split.valid_start:%Y-%m-%d %H:%M} ({rows['train']:,} rows); validation (early stopping, range "
-        f"calibration): {split.valid_start:%Y-%m-%d %H:%M} .. {split.test_start:%Y-%m-%d %H:%M} ({rows['valid']:,}); test (never used to "
-        f"choose anything): {split.test_start:%Y-%m-%d %H:%M} .. {split.end:%Y-%m-%d %H:%M} ({rows['test']:,})",
-        f"- Features ({len(predictor.features)}): listing attributes, seller history strictly before listing time,"
-        " text flags, market stats as of the listing day", "",
-        "## Model",
-        f"- xgboost.spark, `reg:squarederror` on log1p(price), {cfg.train.num_workers} workers, "
-        f"best iteration {predictor.median.best_iteration if hasattr(predictor.median, 'best_iteration') else 'n/a'}"
-        f", fit {fit_s:.0f} s",
-        f"- Range: {iv.method}" + (f", split-conformal per `{iv.segment_feature}` ({len(iv.offsets) - 1} segments "
-                                  f"with >= {cfg.train.interval_min_rows} validation rows, the rest global: "
-                                  f"p10 = p50 x exp({iv.offsets[ALL][0]:+.3f}), p90 = p50 x "
-                                  f"exp({iv.offsets[ALL][1]:+.3f}))" if iv.method == "conformal" else
-                                  " boosting (p10 and p90 models)"), "",
-        "## Test metrics", "",
-        "| model | RMSLE | MAE | MAPE |", "|---|---|---|---|",
-        f"| **this model** | **{metrics['rmsle']:.4f}** | {metrics['mae']:.2f} | {metrics['mape']:.3f} |",
-        *[f"| baseline: {k.replace('_', ' ')} | {v['rmsle']:.4f} | {v['mae']:.2f} | {v['mape']:.3f} |"
-          for k, v in base.items()],
-    ]
-    if floor:
-        lines.append(f"| noise floor (simulator truth) | {floor:.4f} | | |")
-    lines += ["", f"80% range: coverage {metrics['coverage_80']:.3f}, mean width {metrics['width_80']:.2f}; "
-                  f"pinball p10 {metrics['pinball_p10']:.4f}, p50 {metrics['pinball_p50']:.4f}, "
-                  f"p90 {metrics['pinball_p90']:.4f}."]
-    if floor:
-        lines.append(f"RMSLE / noise floor = **{metrics['rmsle'] / floor:.3f}** (1.0 is the best achievable).")
-    worst = seg[seg["rows"] >= cfg.promote.min_segment_rows].nlargest(5, "rmsle")
-    lines += ["", f"## Weakest segments (>= {cfg.promote.min_segment_rows} test rows)", "",
-              "| segment | value | rows | RMSLE | coverage |", "|---|---|---|---|---|",
-              *[f"| {r.segment} | {r.value} | {r.rows:,} | {r.rmsle:.4f} | {r.coverage_80:.3f} |"
-                for r in worst.itertuples()],
-              "", "Full table: `segment_metrics.csv`.", "",
-              "## Sanity", "", "passed" if not problems else "\n".join(f"- {p}" for p in problems), "",
-              "## Known limits",
-              "- Trained on sold listings only: unsold items (priced too high) are not labels, so suggestions for "
-              "unusual items lean on their segment's sold prices.",
-              "- Rare brands and categories have little support; their range is the global conformal range.",
-              "- The suggestion is made at listing time; it does not use the seller's asking price.",
-              "- Market stats shift with seasons: retrain at least monthly."]
-    return "\n".join(lines) + "\n"
-
-
 def tune_params(spark: SparkSession, cfg: Config, split: Split, data: DataFrame) -> dict[str, Any]:
     from pricing.price_model.tuning import tune
 
@@ -309,7 +274,7 @@ def tune_params(spark: SparkSession, cfg: Config, split: Split, data: DataFrame)
         score = rmsle(valid["label"].to_numpy(), valid["p50_log"].to_numpy())
         return score, {"best_iteration": float(getattr(booster, "best_iteration", -1))}
 
-    return tune(objective, booster_params(cfg.train), cfg.train.tuning, cfg.train.seed)
+    return tune(objective, cfg.train.booster.tree_params(), cfg.train.tuning, cfg.train.booster.seed)
 
 
 def simulator_noise_floor(spark: SparkSession, cfg: Config, split: Split, test: pd.DataFrame) -> float | None:
@@ -324,29 +289,122 @@ def simulator_noise_floor(spark: SparkSession, cfg: Config, split: Split, test: 
     return noise_floor(train_truth, test_truth)
 
 
-def register(cfg: Config, predictor: PricePredictor, split: Split, tmp: Path, run_id: str,
-             metrics: dict[str, float], best_baseline: float, floor: float | None, ref: TableRef, ts_version: int,
-             problems: list[str]) -> int:
-    """Log the pyfunc (signature + input example), register a version, tag it, alias it `challenger` if sane."""
-    example = split.test.select(*predictor.features).limit(5).toPandas().astype("float64")
-    p10, p50, p90 = predictor.predict(predictor.matrix(example))
-    signature = infer_signature(example, pd.DataFrame({"p10": p10, "p50": p50, "p90": p90}))
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=PriceModel(), artifacts=predictor.save(tmp / "predictor"),
-        signature=signature, input_example=example, registered_model_name=cfg.mlflow.model_name,
-        pip_requirements=tracking.model_requirements(),
-    )
+# ---- the train job's steps -------------------------------------------------------------------------------
+def check_train_settings(spark: SparkSession, cfg: Config, features: tuple[str, ...]) -> None:
+    """Fails before anything is read when ``train.interval_segment`` is not one of ``features`` or the cluster
+    cannot run ``train.num_workers`` tasks at once (``check_workers``)."""
+    t = cfg.train
+    if t.interval_segment != "none" and t.interval_segment not in features:
+        raise ConfigError(f"train.interval_segment {t.interval_segment!r} is not a model feature; choose 'none' "
+                          f"or one of {', '.join(features)}")
+    check_workers(spark, t.num_workers)
+
+
+def check_comparables(cfg: Config, data: DataFrame, ref: TableRef) -> None:
+    """Fails when ``features.comparables`` is on but ``data`` (read from ``ref``) has no comparable-sales values."""
+    if cfg.features.comparables and data.where(F.col("cmp_near_sold").isNotNull()).isEmpty():
+        raise ConfigError(f"features.comparables is on but {ref} was built without comparable-sales features: "
+                          "run `pricing match` and `pricing features` (or set features.comparables=false)")
+
+
+def split_rows(split: Split) -> dict[str, int]:
+    """Rows per part (``train``, ``valid``, ``test``); fails when any part is empty."""
+    rows = {"train": split.train.count(), "valid": split.valid.count(), "test": split.test.count()}
+    if min(rows.values()) == 0:
+        raise ModelGateError(f"empty split {rows}: widen the data window or shrink test/validation days")
+    return rows
+
+
+def prepare(split: Split, features: tuple[str, ...]) -> tuple[DataFrame, float]:
+    """``assemble``'s cached frame, materialised here (so fit times then time xgboost.spark alone), and the
+    seconds that took."""
+    assembled = assemble(split, features)
+    t0 = time.time()
+    assembled.count()
+    return assembled, time.time() - t0
+
+
+def log_run_inputs(spark: SparkSession, cfg: Config, ref: TableRef, version: int, split: Split,
+                   rows: dict[str, int], features: tuple[str, ...]) -> None:
+    """Into the active MLflow run: the resolved config (``cfg.*`` params and ``config.yml``), the features, the
+    training table and its version, the split, tags (commit, env, job, intervals, model) and the lineage."""
+    resolved = cfg.model_dump(mode="json", by_alias=True)
+    flat = flat_params(resolved, "cfg.")
+    for chunk in range(0, len(flat), 90):
+        mlflow.log_params(dict(list(flat.items())[chunk:chunk + 90]))
+    mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yml")
+    mlflow.log_params({"features": ",".join(features), "n_features": len(features),
+                       "training_table": str(ref), "training_table_version": version,
+                       "valid_start": str(split.valid_start), "test_start": str(split.test_start),
+                       "rows_train": rows["train"], "rows_valid": rows["valid"], "rows_test": rows["test"]})
+    mlflow.set_tags({"git_commit": git_commit(cfg), "env": cfg.env, "job": "train",
+                     "intervals": cfg.train.intervals, "model_name": cfg.mlflow.model_name})
+    log_lineage(spark, ref, version)
+
+
+def log_history(run_id: str, history: dict[str, list[float]]) -> None:
+    """The validation objective per boosting round, as ``valid_<name>`` metric steps of run ``run_id``."""
     client = MlflowClient()
-    version = int(info.registered_model_version)
-    faults.point("train.after_register")
-    tags = {"training_table": str(ref), "training_table_version": str(ts_version), "run_id": run_id,
-            "test_rmsle": f"{metrics['rmsle']:.5f}", "best_baseline_rmsle": f"{best_baseline:.5f}",
-            "coverage_80": f"{metrics['coverage_80']:.4f}", "intervals": predictor.intervals.method,
-            "sanity": "passed" if not problems else "; ".join(problems)}
+    stamp = int(time.time() * 1000)
+    for name, values in history.items():
+        batch = [Metric(f"valid_{name}", float(v), stamp, i) for i, v in enumerate(values)]
+        for i in range(0, len(batch), 900):
+            client.log_batch(run_id, metrics=batch[i:i + 900])
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A fitted price model judged on the test weeks (which chose nothing)."""
+
+    test: pd.DataFrame
+    """Scored test rows (``score_with_labels`` + ``EVAL_COLS`` + segments)."""
+    metrics: dict[str, float]
+    """``overall_metrics`` of the test rows."""
+    baselines: dict[str, dict[str, float]]
+    """Baseline name -> its test metrics."""
+    segments: pd.DataFrame
+    """``segment_metrics`` of the test rows."""
+    noise_floor: float | None
+    """The simulator's noise floor (RMSLE) when its truth exists."""
+    logged: dict[str, float]
+    """The run's metrics, as logged to MLflow."""
+    problems: list[str]
+    """``sanity``'s reasons the model is not fit to serve; empty when it passes."""
+
+    @property
+    def best_baseline(self) -> float:
+        return min(v["rmsle"] for v in self.baselines.values())
+
+    @property
+    def verdict(self) -> str:
+        """``passed``, or the problems joined by ``; `` (the ``sanity`` tag)."""
+        return "passed" if not self.problems else "; ".join(self.problems)
+
+
+def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePredictor, params: dict[str, Any],
+             prepare_s: float, fit_s: float) -> Evaluation:
+    """Test metrics against the baselines and the noise floor, per segment, the comparables ablation (when
+    ``features.comparables``; it refits a median booster with ``params``), the run's metrics (with
+    ``prepare_s`` and ``fit_s``) and the sanity checks."""
+    t = cfg.train
+    test = with_segments(score_with_labels(split.test, predictor, EVAL_COLS),
+                         brand_tiers(split.train, t.brand_tier_min_sales))
+    metrics = overall_metrics(test, t.quantiles)
+    base = baseline_metrics(test, baseline_predictions(split.train, test, cfg.features.shrinkage_k))
+    seg = segment_metrics(test, SEGMENTS, t.quantiles)
+    floor = simulator_noise_floor(spark, cfg, split, test)
+    logged = {f"test_{k}": v for k, v in metrics.items()}
+    logged.update({f"baseline_{k}_{m}": v for k, d in base.items() for m, v in d.items()})
+    logged.update({"prepare_seconds": prepare_s, "fit_seconds": fit_s,
+                   "best_iteration": float(getattr(predictor.median, "best_iteration", -1))})
     if floor:
-        tags["rmsle_over_noise_floor"] = f"{metrics['rmsle'] / floor:.4f}"
-    for k, v in tags.items():
-        client.set_model_version_tag(cfg.mlflow.model_name, str(version), k, v)
-    if not problems:
-        client.set_registered_model_alias(cfg.mlflow.model_name, tracking.CHALLENGER, str(version))
-    return version
+        logged.update({"noise_floor_rmsle": floor, "rmsle_over_noise_floor": metrics["rmsle"] / floor})
+    g_lo, g_hi = predictor.intervals.offsets[ALL]
+    if predictor.intervals.method == "conformal":
+        logged.update({"interval_lo": g_lo, "interval_hi": g_hi,
+                       "interval_segments": float(len(predictor.intervals.offsets) - 1)})
+    if cfg.features.comparables:  # the comparable features' worth, on the same split and params
+        logged["test_rmsle_without_comparables"] = rmsle_without_comparables(spark, cfg, split, params)
+        logged["test_rmsle_delta_comparables"] = metrics["rmsle"] - logged["test_rmsle_without_comparables"]
+    best_base = min(v["rmsle"] for v in base.values())
+    return Evaluation(test, metrics, base, seg, floor, logged, sanity(metrics, best_base, cfg, test))

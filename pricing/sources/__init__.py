@@ -1,1 +1,2 @@
-"""Adapters that turn public marketplace data sets into landing events (the shape ingest reads)."""
+"""How raw data enters: the landing record format and its checks, the Mercari adapter, bronze schemas, streaming
+ingest with quarantine and reconciliation, silver, and the price-exploration assignment the marketplace ran."""

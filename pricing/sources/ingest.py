@@ -1,18 +1,16 @@
-"""Library half of the ``ingest`` job (moved out of ``jobs/ingest.py``).
+"""Landing JSON lines -> bronze Delta tables, exactly once, plus ``bronze.quarantine``.
 
-ingest: landing JSON lines -> bronze Delta tables (exactly once) + bronze.quarantine, then silver.
-
-Each event type is a Structured Streaming query with ``trigger(availableNow=True)`` and a checkpoint,
-so only files not seen before are read.  Each micro-batch is MERGEd on ``event_id`` (insert-only), so
-a retried batch or a re-exported file adds nothing.  Counts reconcile exactly, per run:
-records read = inserted into bronze + quarantined + duplicates dropped.
-"""
+Each event type is a Structured Streaming query with ``trigger(availableNow=True)`` and a checkpoint, so only
+files not seen before are read.  Each micro-batch is MERGEd on ``event_id`` (insert-only), so a retried batch or
+a re-exported file adds nothing.  :class:`Tally` counts per run so that records read = inserted into bronze +
+quarantined + duplicates dropped, exactly."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from functools import partial
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -74,18 +72,18 @@ def _process_batch(spark: SparkSession, cfg: Config, event_type: str, batch: Dat
     read = parsed.count()
     bad = parsed.where(F.col("reason").isNotNull()).transform(to_quarantine(event_type))
     good = parsed.where(F.col("reason").isNull()).transform(to_bronze(event_type))
-    qref, ref = table(cfg, catalog.BRONZE_QUARANTINE), table(cfg, schemas.BRONZE_TABLE[event_type])
+    qref, ref = table(cfg, catalog.BRONZE_QUARANTINE), table(cfg, catalog.BRONZE_EVENT_TABLES[event_type])
     # Keep the first copy of an event id, deterministically: by file, then event time, then payload.
     tie_break = F.xxhash64(*[c for c in good.columns if c != "ingested_at"])
     unique, n_unique = _new_rows(spark, good, "event_id", [F.col("source_file"), F.col("event_time"), tie_break], ref)
     bad_new, n_bad_new = _new_rows(spark, bad, "payload_hash", [F.col("source_file")], qref)
     tally = Tally(read=read)
     tally.reasons = {r["reason"]: r["count"] for r in bad_new.groupBy("reason").count().collect()}
-    tally.inserted = delta_io.merge(spark, unique, ref, ["event_id"], update=False).inserted \
-        if n_unique else 0
+    tally.inserted = delta_io.merge(spark, unique, ref, ["event_id"], update=False,
+                                    docs=schemas.BRONZE_DOCS[event_type]).inserted if n_unique else 0
     faults.point("ingest.after_bronze_merge")
-    tally.quarantined = delta_io.merge(spark, bad_new, qref, ["payload_hash"], update=False).inserted \
-        if n_bad_new else 0
+    tally.quarantined = delta_io.merge(spark, bad_new, qref, ["payload_hash"], update=False,
+                                       docs=schemas.QUARANTINE_DOCS).inserted if n_bad_new else 0
     n_good = parsed.where(F.col("reason").isNull()).count()
     n_bad = read - n_good
     tally.duplicates = (n_good - n_unique) + (n_bad - n_bad_new)
@@ -94,24 +92,55 @@ def _process_batch(spark: SparkSession, cfg: Config, event_type: str, batch: Dat
     return tally
 
 
+@dataclass(frozen=True)
+class LandingReader:
+    """How one event type's landing files are streamed: ``spark.readStream.format(format).options(**options)
+    .load(path)``, checkpointed in ``checkpoint``."""
+
+    format: str
+    options: dict[str, str]
+    path: str
+    checkpoint: str
+
+
+def landing_reader(cfg: Config, event_type: str, landing: str) -> LandingReader:
+    """The stream source ``ingest.reader`` chooses for ``event_type`` (pure: tested without Databricks).
+
+    Both read each landing line as text (``parse`` checks the JSON itself, so a bad line is quarantined, not
+    dropped) from every ``*.json`` file below ``<landing>/<event_type>``, and keep their state under
+    ``storage.root``: ``files`` (Spark's file source, local) its checkpoint, ``autoloader`` (Databricks Auto
+    Loader) its checkpoint and its schema location, each reader its own checkpoint.  Auto Loader finds files in
+    nested folders by itself (the file source needs ``recursiveFileLookup``); a ``landing_date`` column it may
+    infer from the folder names is not selected."""
+    path = f"{landing}/{event_type}"
+    if cfg.ingest.reader == "autoloader":
+        return LandingReader("cloudFiles", {
+            "cloudFiles.format": "text",
+            "cloudFiles.schemaLocation": str(cfg.state_path(f"schemas/ingest-autoloader/{event_type}")),
+            "cloudFiles.includeExistingFiles": "true",
+            "pathGlobFilter": "*.json",
+        }, path, str(cfg.state_path(f"checkpoints/ingest-autoloader/{event_type}")))
+    return LandingReader("text", {"recursiveFileLookup": "true", "pathGlobFilter": "*.json"}, path,
+                         str(cfg.state_path(f"checkpoints/ingest/{event_type}")))
+
+
 def stream_landing(spark: SparkSession, cfg: Config, event_type: str, landing: str) -> Tally:
     """New landing files of one event type, exactly once (checkpointed ``availableNow`` stream)."""
     tally = Tally()
+    reader = landing_reader(cfg, event_type, landing)
     stream = (
-        spark.readStream.format("text")
-        .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", "*.json")
-        .load(f"{landing}/{event_type}")
+        spark.readStream.format(reader.format)
+        .options(**reader.options)
+        .load(reader.path)
         .select(
             F.col("value").alias("raw_payload"),
             F.col("_metadata.file_path").alias("source_file"),
             F.current_timestamp().alias("ingested_at"),
         )
     )
-    checkpoint = cfg.state_path(f"checkpoints/ingest/{event_type}")
     query = (
         stream.writeStream.trigger(availableNow=True)
-        .option("checkpointLocation", str(checkpoint))
+        .option("checkpointLocation", reader.checkpoint)
         .foreachBatch(lambda df, _id: tally.add(_process_batch(spark, cfg, event_type, df)))
         .start()
     )
@@ -125,9 +154,16 @@ def source_batches(spark: SparkSession, cfg: Config) -> list[tuple[str, Callable
         from pricing.sources.mercari import mercari_landing
 
         m = cfg.ingest.mercari
+        assert cfg.ingest.path is not None  # the config requires ingest.path for the mercari source
         frames = mercari_landing(spark, str(cfg.path(cfg.ingest.path)), currency=m.currency,
                                  start=datetime.combine(m.start_date, time(), tzinfo=UTC), days=m.days)
-        return [(et, lambda df=df, et=et: _process_batch(spark, cfg, et, df)) for et, df in frames.items()]
+        return [(et, partial(_process_batch, spark, cfg, et, df)) for et, df in frames.items()]
+    if cfg.ingest.source == "tables":
+        from pricing.sources.tables import tables_landing
+
+        # Every table opened and every mapping analysed here, before the first batch writes anything.
+        frames = tables_landing(spark, cfg)
+        return [(et, partial(_process_batch, spark, cfg, et, df)) for et, df in frames.items()]
 
     landing = str(cfg.landing_dir)
-    return [(et, lambda et=et: stream_landing(spark, cfg, et, landing)) for et in schemas.LANDING]
+    return [(et, partial(stream_landing, spark, cfg, et, landing)) for et in schemas.LANDING]

@@ -35,15 +35,23 @@ Mapping decisions (Mercari has fewer fields than the landing events):
   (``abc``) is written as a JSON string, so ingest says ``wrong_type``.
 - ``shipping_paid_by``: ``shipping`` 1 -> ``seller``, 0 -> ``buyer``, anything else -> null.
 - ``size``, ``colour``, ``material`` are null; ``style_tags`` is an empty array.
-- **Malformed lines are never dropped.**  The file is read as text and split on tabs here (Mercari text
-  contains double quotes, so no CSV quoting applies).  A line with the wrong number of fields or a
-  ``train_id`` that is not a non-negative integer is emitted once, in the ``listing_created`` frame, with
-  ``raw_payload`` = the raw line, which ``parse`` classifies as ``malformed_json``; it yields no sale.
+- **Standard CSV quoting.**  Fields are split on tabs the way Python's ``csv`` module and pandas read the
+  file (Spark's CSV reader with ``quote='"'``, ``escape='"'``, ``multiLine``): a field that starts with a
+  double quote is quoted and may hold tabs and newlines, ``""`` inside it is one ``"``; a double quote
+  inside an unquoted field (``Apple iPad "mini"``) is an ordinary character.  Empty fields are empty
+  strings.  ``multiLine`` makes each file one Spark task (a quoted newline can sit anywhere): split a
+  very large export into several files under ``path`` to parallelise the read.
+- **Malformed records are never dropped.**  A record with the wrong number of fields or a ``train_id``
+  that is not a non-negative integer is emitted once, in the ``listing_created`` frame, with
+  ``raw_payload`` = the raw record (for a wrong field count, the text as read; for a bad id, its fields
+  joined by tabs), which ``parse`` classifies as ``malformed_json``; it yields no sale.  An unclosed
+  quote runs on to the next double quote, as in any CSV reader.
 - ``source_file`` is ``_metadata.file_path``; ``ingested_at`` is ``current_timestamp()``.
 
 Only training files are accepted: a header without ``train_id`` and ``price`` (the test files have
 ``test_id`` and no price), or any header missing a Mercari column, raises :class:`ConfigError`.
-Every file read under ``path`` must have the same header line (the first line read), which is removed.
+Every file read under ``path`` starts with a header line (removed) with the same columns in the same
+order as the first line read.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pricing.platform.errors import ConfigError
+from pricing.platform.rows import first_value
 from pricing.sources import schemas
 
 COLUMNS = ("train_id", "name", "item_condition_id", "category_name", "brand_name", "price", "shipping",
@@ -66,8 +75,9 @@ EVENT_TYPES = ("listing_created", "listing_sold")
 _NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
-def _header(spark: SparkSession, path: str) -> tuple[str, dict[str, int]]:
-    """The header line (as read, for filtering) and column name -> field index; checks it is Mercari's."""
+def _header(spark: SparkSession, path: str) -> dict[str, int]:
+    """Column name -> field index (and ``_n``: the number of fields) of the first line read; checks it is
+    Mercari's training header."""
     first = spark.read.text(path).first()
     if first is None:
         raise ConfigError(f"Mercari file {path} is empty: expected a header line with {', '.join(COLUMNS)}.")
@@ -80,7 +90,7 @@ def _header(spark: SparkSession, path: str) -> tuple[str, dict[str, int]]:
     if missing:
         raise ConfigError(f"{path} does not have the Mercari training header: missing column(s) "
                           f"{', '.join(missing)} (first line read: {line[:200]!r}).")
-    return line, {n: names.index(n) for n in COLUMNS} | {"_n": len(names)}
+    return {n: names.index(n) for n in COLUMNS} | {"_n": len(names)}
 
 
 def _iso_utc(epoch_seconds: Column) -> Column:
@@ -133,6 +143,22 @@ def _payload(fields: list[tuple[str, Column]]) -> Column:
     return F.when(F.col("bad_price"), js(F.col("price_raw"))).otherwise(js(F.col("price")))
 
 
+_CORRUPT = "_corrupt_record"
+CSV_OPTIONS = {"sep": "\t", "quote": '"', "escape": '"', "multiLine": "true", "header": "true",
+               "mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, "nullValue": "", "emptyValue": "",
+               "ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false", "encoding": "UTF-8"}
+"""Spark CSV options that read a TSV as Python's ``csv.reader(f, delimiter="\\t")`` does (RFC 4180 quoting)."""
+
+
+def read_tsv(spark: SparkSession, path: str, n_fields: int) -> DataFrame:
+    """``_c0 .. _c<n-1>`` (strings, an empty field null), ``_corrupt_record`` (the raw text of a record with
+    the wrong number of fields, else null) and ``source_file``; each file's header line is skipped."""
+    schema = T.StructType([T.StructField(f"_c{i}", T.StringType()) for i in range(n_fields)]
+                          + [T.StructField(_CORRUPT, T.StringType())])
+    return (spark.read.schema(schema).options(**CSV_OPTIONS).csv(path)
+            .select("*", F.col("_metadata.file_path").alias("source_file")))
+
+
 def mercari_landing(
     spark: SparkSession, path: str, *, currency: str = "USD", start: datetime, days: int
 ) -> dict[str, DataFrame]:
@@ -141,25 +167,22 @@ def mercari_landing(
         raise ConfigError(f"days must be at least 1 to spread Mercari listings over time (got {days}).")
     start_utc = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
     start_epoch = int(start_utc.timestamp())
-    header, idx = _header(spark, path)
+    idx = _header(spark, path)
 
-    lines = (
-        spark.read.text(path)
-        .select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
-        .filter(F.col("value") != F.lit(header))
-        .withColumn("f", F.split("value", "\t", -1))
-    )
+    lines = read_tsv(spark, path, idx["_n"])
 
     def field(name: str) -> Column:
-        return F.try_element_at("f", F.lit(idx[name] + 1))  # null, not an ANSI error, on short lines
+        return F.coalesce(F.col(f"_c{idx[name]}"), F.lit(""))  # the CSV reader reads an empty field as null
 
     tid = F.trim(field("train_id"))
-    ok = (F.size("f") == idx["_n"]) & tid.rlike("^[0-9]{1,18}$")
+    ok = F.col(_CORRUPT).isNull() & tid.rlike("^[0-9]{1,18}$")
     now = F.current_timestamp().alias("ingested_at")
-    malformed = lines.filter(~ok).select(F.col("value").alias("raw_payload"), "source_file", now)
+    record = F.coalesce(F.col(_CORRUPT), F.concat_ws("\t", *[F.coalesce(F.col(f"_c{i}"), F.lit(""))
+                                                            for i in range(idx["_n"])]))
+    malformed = lines.filter(~ok).select(record.alias("raw_payload"), "source_file", now)
 
     rows = lines.filter(ok).withColumn("train_id", tid.cast("long"))
-    max_id = rows.agg(F.max("train_id")).first()[0]
+    max_id = first_value(rows.agg(F.max("train_id")))
     denom = (max_id if max_id is not None else 0) + 1
     dec = T.DecimalType(38, 0)
     offset = F.floor(F.col("train_id").cast(dec) * F.lit(days * 86400).cast(dec) / F.lit(denom).cast(dec))

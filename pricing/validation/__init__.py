@@ -1,0 +1,1 @@
+"""Data validation: Great Expectations suites from ``conf/expectations``, Data Docs, and the blocking gate."""

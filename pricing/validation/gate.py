@@ -1,10 +1,5 @@
-"""Library half of the ``validate`` job (moved out of ``jobs/validate.py``).
-
-validate: run the Great Expectations suites in conf/expectations; a blocking failure stops the workflow.
-
-Every result is appended to ``ml.validation_results`` (one row per expectation and run) and rendered
-into GX Data Docs under ``<storage.root>/<validate.data_docs_dir>``, before a blocking failure raises.
-"""
+"""The validate job's library half: the reference "now" of freshness checks and the ``ml.validation_results``
+schema."""
 
 from __future__ import annotations
 
@@ -18,6 +13,20 @@ RESULTS = catalog.ML_VALIDATION_RESULTS
 
 RESULT_SCHEMA = ("run_id string, validated_at timestamp, suite string, table string, expectation string, "
                  "kwargs string, severity string, success boolean, observed string, expected string")
+
+RESULT_DOCS = {
+    "run_id": "One validate run: every row it wrote shares this id.",
+    "validated_at": "When the run started (UTC).",
+    "suite": "Expectation suite (one per table, conf/expectations/<suite>.yml).",
+    "table": "Logical table the suite checked (layer.table).",
+    "expectation": "Great Expectations expectation type, e.g. expect_column_values_to_be_unique.",
+    "kwargs": "The expectation's arguments as JSON.",
+    "severity": "blocking (a failure stops the workflow) or warning (reported only).",
+    "success": "Whether the expectation held.",
+    "observed": "What GX observed, as JSON (counts, unexpected values, the observed value).",
+    "expected": "What the expectation required, in words.",
+}
+"""Column -> description of ``ml.validation_results``."""
 
 
 def reference_time(cfg: Config) -> datetime:

@@ -21,7 +21,7 @@ GX kwargs before the run, so GX still evaluates them and they show in the Data D
   a blocking drop does not wave the drop through.
 - ``expect_column_max_to_be_between`` with ``max_age_hours: N`` instead of ``min_value``: the newest
   value of a timestamp column must be at most N hours older than the reference time
-  (``min_value = reference_time - N hours``); see ``jobs.validate.reference_time``.
+  (``min_value = reference_time - N hours``); see ``pricing.validation.gate.reference_time``.
 
 Every suite file is parsed and every expectation's kwargs are checked against GX's own model by
 :func:`load_suites` before any data is read or any table written.  GX is imported lazily: it takes
@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from pyspark.sql import DataFrame
@@ -44,6 +44,9 @@ from pyspark.sql.window import Window
 
 from pricing.platform.config import check_identifier
 from pricing.platform.errors import ConfigError
+
+if TYPE_CHECKING:  # GX is imported lazily (see above)
+    from great_expectations.data_context.store.store import DataDocsSiteConfigTypedDict
 
 SEVERITIES = ("blocking", "warning")
 ROW_COUNT = "expect_table_row_count_to_be_between"
@@ -121,7 +124,7 @@ def _expectation(raw: Any, where: str) -> ExpectationSpec:
         raise ConfigError(f"{where}: unknown keys {sorted(set(raw) - _EXPECTATION_KEYS)}")
     etype = raw.get("type")
     cls = getattr(gxe, _class_name(etype), None) if isinstance(etype, str) and etype.startswith("expect_") else None
-    if not isinstance(cls, type) or not issubclass(cls, gxe.Expectation):
+    if not isinstance(etype, str) or not isinstance(cls, type) or not issubclass(cls, gxe.Expectation):
         raise ConfigError(f"{where}: unknown expectation type {etype!r}")
     severity = raw.get("severity", "blocking")
     if severity not in SEVERITIES:
@@ -155,6 +158,8 @@ def _expectation(raw: Any, where: str) -> ExpectationSpec:
 
 def load_suites(folder: Path) -> list[SuiteSpec]:
     """Parse and check every suite file in ``folder`` before any data is touched."""
+    if not folder.is_dir():
+        raise ConfigError(f"expectation suites folder {folder} not found; set validate.suites_dir")
     paths = sorted(folder.glob("*.yml"))
     if not paths:
         raise ConfigError(f"no expectation suites (*.yml) in {folder}; set validate.suites_dir")
@@ -371,8 +376,9 @@ def _patch_quantile_expectation() -> None:
     def _validate(self: Any, *args: Any, **kwargs: Any) -> Any:
         return _plain_bools(original(self, *args, **kwargs))
 
+    # A deliberate monkeypatch of GX: the two ignores below say so to the type checker.
     _validate._plain_bools = True  # type: ignore[attr-defined]
-    Quantiles._validate = _validate
+    Quantiles._validate = _validate  # type: ignore[method-assign]
 
 
 def open_context(gx_dir: Path, docs_dir: Path) -> Any:
@@ -392,7 +398,8 @@ def open_context(gx_dir: Path, docs_dir: Path) -> Any:
     if context.list_data_docs_sites() != {SITE: site}:  # also drops GX's default local_site
         for name in list(context.list_data_docs_sites()):
             context.delete_data_docs_site(name)
-        context.add_data_docs_site(SITE, site)
+        # GX's TypedDict for a site config is incomplete (no show_how_to_buttons); the dict is what GX reads.
+        context.add_data_docs_site(SITE, cast("DataDocsSiteConfigTypedDict", site))
     # The job prints one summary; per-metric progress bars would drown it.
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     return context

@@ -11,7 +11,16 @@ offline, before anything is deployed or run.
   task using it (the Jobs service would fail that task at run time);
 - variables: ``${var.X}`` naming an undeclared variable, a target setting an undeclared one, a variable left
   without a value in some target, unknown top-level, target and variable keys, a target ``mode`` other than
-  ``development`` / ``production``.
+  ``development`` / ``production``;
+- the Unity Catalog objects and the experiment (``resources.schemas``, ``volumes``, ``registered_models``,
+  ``experiments``) against their official models too (``databricks.bundles.schemas.Schema``, ``volumes.Volume``,
+  ``registered_models.RegisteredModel``, ``experiments.MlflowExperiment``), and a resource type outside
+  :data:`RESOURCE_MODELS` (``volume`` for ``volumes``) as unknown;
+- ``run_as`` and ``permissions`` (top level and per target) against the allow-lists :data:`RUN_AS_KEYS`,
+  :data:`PERMISSION_KEYS` and :data:`PERMISSION_LEVELS` (the package has no model for the bundle-level ones).
+
+:func:`target_resources` resolves a target's resources (variables, ``${bundle.*}``, references between
+resources), as ``databricks bundle validate -t <target>`` would show them.
 
 The local runner (:mod:`pricing.workflow.dag`) reads the task graph from here, so a bundle that would not deploy does not
 run locally either.
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 import re
 import typing
 from collections.abc import Iterator
@@ -44,6 +54,21 @@ TARGET_KEYS = frozenset({"artifacts", "bundle", "cluster_id", "compute_id", "def
 VARIABLE_KEYS = frozenset({"description", "default", "type", "lookup"})
 TARGET_MODES = ("development", "production")
 REFERENCE_ROOTS = frozenset({"var", "bundle", "workspace", "resources", "artifacts"})
+RESOURCE_MODELS: dict[str, tuple[str, str]] = {
+    "jobs": ("databricks.bundles.jobs", "Job"),
+    "schemas": ("databricks.bundles.schemas", "Schema"),
+    "volumes": ("databricks.bundles.volumes", "Volume"),
+    "registered_models": ("databricks.bundles.registered_models", "RegisteredModel"),
+    "experiments": ("databricks.bundles.experiments", "MlflowExperiment"),
+}
+"""The resource types this bundle declares, each checked against its official ``databricks-bundles`` model
+(module, class).  Any other type under ``resources`` is reported: a typo (``volume``), or a type to add here."""
+RUN_AS_KEYS = frozenset({"user_name", "service_principal_name"})
+"""``run_as``: exactly one of these (Databricks' bundle reference; ``databricks-bundles`` has no model for it)."""
+PERMISSION_KEYS = frozenset({"level", "user_name", "group_name", "service_principal_name"})
+"""A bundle-level ``permissions`` entry: ``level`` and exactly one principal key (no package model either)."""
+PERMISSION_LEVELS = ("CAN_VIEW", "CAN_RUN", "CAN_MANAGE")
+"""Levels a bundle-level permission may grant (applied to every job, pipeline, experiment and model)."""
 
 # ``$${x}`` is an escaped, literal ``${x}``; the CLI's own pattern skips it the same way.
 _SUBSTITUTION = re.compile(r"(?<!\$)\$\{([^}]*)\}")
@@ -91,6 +116,16 @@ class Bundle:
                               f"jobs are: {', '.join(sorted(self.jobs)) or 'none'}")
         return self.jobs[key]
 
+    def resources(self, kind: str) -> dict[str, tuple[Path, Any]]:
+        """Every top-level ``resources.<kind>`` entry of the bundle's files: key -> (file, spec as written)."""
+        out: dict[str, tuple[Path, Any]] = {}
+        for path, data in self.files.items():
+            section = data.get("resources")
+            if isinstance(section, dict) and isinstance(section.get(kind), dict):
+                for key, spec in section[kind].items():
+                    out.setdefault(str(key), (path, spec))
+        return out
+
 
 def _read(path: Path) -> dict[str, Any]:
     try:
@@ -128,13 +163,19 @@ def load_bundle(project_dir: Path) -> Bundle:
 
 
 # ---- the official models -------------------------------------------------------------------------------------
-def _job_model() -> type:
+def _resource_model(kind: str) -> type:
+    """The official model of resource type ``kind`` (a key of :data:`RESOURCE_MODELS`)."""
+    module, name = RESOURCE_MODELS[kind]
     try:
-        from databricks.bundles.jobs import Job
+        model: type = getattr(importlib.import_module(module), name)
     except ImportError:
         raise SetupError("the bundle is checked against the official models of the `databricks-bundles` package, "
                          "which is not installed: run `make setup`") from None
-    return Job
+    return model
+
+
+def _job_model() -> type:
+    return _resource_model("jobs")
 
 
 def _inner_model(tp: Any) -> type | None:
@@ -188,7 +229,8 @@ def _model_problems(cls: Any, value: Any, path: str) -> list[str]:
         if model is not None and isinstance(sub, list):
             for i, item in enumerate(sub):
                 # Name list items by their key where they have one: tasks[train] reads better than tasks[4].
-                label = (item.get("task_key") or item.get("job_cluster_key") or i) if isinstance(item, dict) else i
+                label = (item.get("task_key") or item.get("job_cluster_key") or item.get("principal") or i) \
+                    if isinstance(item, dict) else i
                 out.extend(_model_problems(model, item, f"{where}[{label}]"))
         elif model is not None and isinstance(sub, dict) and _is_dict_of_models(hints[key]):
             for name, item in sub.items():
@@ -223,16 +265,18 @@ def _strings(node: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
-def upstream(tasks: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """task key -> every task it depends on, directly or transitively (unknown keys ignored)."""
-    direct = {t.get("task_key"): [d.get("task_key") for d in t.get("depends_on") or [] if isinstance(d, dict)]
-              for t in tasks}
-    out: dict[str, set[str]] = {}
+def upstream(tasks: list[dict[str, Any]]) -> dict[str | None, set[str | None]]:
+    """task key -> every task it depends on, directly or transitively (unknown keys ignored; a missing
+    ``task_key`` is None)."""
+    direct: dict[str | None, list[str | None]] = {
+        t.get("task_key"): [d.get("task_key") for d in t.get("depends_on") or [] if isinstance(d, dict)]
+        for t in tasks}
+    out: dict[str | None, set[str | None]] = {}
 
-    def visit(key: str, seen: frozenset[str]) -> set[str]:
+    def visit(key: str | None, seen: frozenset[str | None]) -> set[str | None]:
         if key in out:
             return out[key]
-        acc: set[str] = set()
+        acc: set[str | None] = set()
         for d in direct.get(key, []):
             if d in direct and d not in seen:
                 acc |= {d} | visit(d, seen | {d})
@@ -328,6 +372,130 @@ def _variable_problems(bundle: Bundle) -> list[str]:
     return out
 
 
+def _resource_problems(bundle: Bundle) -> list[str]:
+    """Every resource other than a job against its official model; unknown resource types; duplicate keys."""
+    out: list[str] = []
+    seen: dict[tuple[str, str], Path] = {}
+    for path, data in bundle.files.items():
+        section = data.get("resources")
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            out.append(f"{path}: resources must be a mapping of resource types")
+            continue
+        for kind, entries in section.items():
+            if kind not in RESOURCE_MODELS:
+                close = difflib.get_close_matches(str(kind), sorted(RESOURCE_MODELS), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                out.append(f"{path}: unknown resource type {kind!r}{hint}; the bundle checker knows "
+                           f"{', '.join(sorted(RESOURCE_MODELS))} (pricing.workflow.bundle.RESOURCE_MODELS)")
+                continue
+            if kind == "jobs":
+                continue  # checked with their task graphs
+            if not isinstance(entries, dict):
+                out.append(f"{path}: resources.{kind} must be a mapping of resource keys")
+                continue
+            model = _resource_model(kind)
+            for key, spec in entries.items():
+                if (kind, key) in seen:
+                    out.append(f"{path}: {kind} {key!r} is also defined in {seen[(kind, key)]}")
+                    continue
+                seen[(kind, key)] = path
+                out.extend(f"{path}: {p}" for p in _model_problems(model, spec, f"resources.{kind}.{key}"))
+    return out
+
+
+def _unknown(keys: Any, allowed: frozenset[str], where: str, what: str) -> list[str]:
+    out = []
+    for k in keys:
+        if k not in allowed:
+            close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            out.append(f"{where}: unknown key {k!r} for {what}{hint}")
+    return out
+
+
+def _access_problems(where: str, node: dict[str, Any]) -> list[str]:
+    """``run_as`` and ``permissions`` of the top level or of a target (``node``)."""
+    out: list[str] = []
+    run_as = node.get("run_as")
+    if run_as is not None:
+        if not isinstance(run_as, dict):
+            out.append(f"{where}: run_as must be a mapping with one of {', '.join(sorted(RUN_AS_KEYS))}")
+        else:
+            out.extend(_unknown(run_as, RUN_AS_KEYS, f"{where}: run_as", "run_as"))
+            if sum(1 for k in run_as if k in RUN_AS_KEYS) != 1:
+                out.append(f"{where}: run_as needs exactly one of {', '.join(sorted(RUN_AS_KEYS))}")
+    perms = node.get("permissions")
+    if perms is not None:
+        if not isinstance(perms, list):
+            return [*out, f"{where}: permissions must be a list of {{level, user_name | group_name | "
+                          "service_principal_name}"]
+        principals = PERMISSION_KEYS - {"level"}
+        for i, perm in enumerate(perms):
+            at = f"{where}: permissions[{i}]"
+            if not isinstance(perm, dict):
+                out.append(f"{at}: expected a mapping, got {perm!r}")
+                continue
+            out.extend(_unknown(perm, PERMISSION_KEYS, at, "a permission"))
+            if perm.get("level") not in PERMISSION_LEVELS:
+                out.append(f"{at}: level {perm.get('level')!r} is not one of {', '.join(PERMISSION_LEVELS)}")
+            if sum(1 for k in perm if k in principals) != 1:
+                out.append(f"{at}: needs exactly one of {', '.join(sorted(principals))}")
+    return out
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """``over`` merged into ``base`` (mappings key by key; anything else replaced), as targets override."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+    return copy.deepcopy(over)
+
+
+def target_resources(bundle: Bundle, target: str, kind: str) -> dict[str, Any]:
+    """``resources.<kind>`` as ``target`` deploys them: its own ``resources`` merged over the top-level ones, then
+    ``${var.*}``, ``${bundle.target}``, ``${bundle.name}`` and ``${resources.<kind>.<key>.<field>}`` substituted
+    (until nothing changes).  Other references (``${workspace.*}``, ids known only once deployed) stay as written.
+    Development mode's name prefixes are not applied."""
+    variables = bundle.target_variables(target)
+    own = (bundle.targets.get(target) or {}).get("resources") or {}
+    resources = {}
+    for k in RESOURCE_MODELS:
+        merged = {key: copy.deepcopy(spec) for key, (_, spec) in bundle.resources(k).items()}
+        for key, spec in (own.get(k) or {}).items():
+            merged[key] = _merge(merged.get(key), spec)
+        resources[k] = merged
+    context: dict[str, Any] = {"var": variables, "resources": resources,
+                               "bundle": {"target": target, "name": (bundle.config.get("bundle") or {}).get("name")}}
+
+    def lookup(ref: str) -> Any:
+        node: Any = context
+        for part in ref.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node if isinstance(node, str | int | float | bool) else None
+
+    def subst(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: subst(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [subst(v) for v in node]
+        if not isinstance(node, str):
+            return node
+        whole = _SUBSTITUTION.fullmatch(node)
+        if whole and lookup(whole.group(1)) is not None:
+            return lookup(whole.group(1))
+        return _SUBSTITUTION.sub(lambda m: str(v) if (v := lookup(m.group(1))) is not None else m.group(0), node)
+
+    for _ in range(10):
+        resolved = subst(context)
+        if resolved == context:
+            break
+        context = resolved
+    return dict(context["resources"][kind])
+
+
 def problems(bundle: Bundle) -> list[str]:
     """Everything wrong with ``bundle``; empty when it is valid."""
     main = bundle.root / BUNDLE_FILE
@@ -341,6 +509,11 @@ def problems(bundle: Bundle) -> list[str]:
     if not (bundle.config.get("bundle") or {}).get("name"):
         out.append(f"{main}: bundle.name is required")
     out.extend(_variable_problems(bundle))
+    out.extend(_resource_problems(bundle))
+    out.extend(_access_problems(str(main), bundle.config))
+    for name, target in bundle.targets.items():
+        if isinstance(target, dict):
+            out.extend(_access_problems(f"{main}: target {name!r}", target))
     job_model = _job_model()
     for job in bundle.jobs.values():
         out.extend(f"{job.source}: {p}" for p in _model_problems(job_model, job.spec, f"resources.jobs.{job.key}"))

@@ -3,7 +3,8 @@
     pricing [--env local|dev|prod] [--set section.key=value ...] <job>
     pricing run [--job pricing_training|pricing_scoring] [--from TASK]
     pricing ingest --format mercari PATH      (load a Mercari Price Suggestion .tsv instead)
-    pricing experiment simulate|analyse|design  (A/B tests of pricing policies; README: Experiments)
+    pricing experiment simulate|analyse|design  (A/B tests of pricing policies; docs/experiments.md)
+    pricing config                             (the effective configuration, documented)
 
 Every job is ``jobs.<name>.run(spark, cfg) -> JobSummary``: the CLI, the tests and the Databricks
 tasks call that same function.
@@ -16,10 +17,10 @@ import importlib
 import sys
 from pathlib import Path
 
-from pricing.platform.config import load_config
+from pricing.platform.config import load_config, render
 from pricing.platform.errors import PricingError
 from pricing.workflow.dag import run_workflow
-from pricing.workflow.runner import JOBS, run_job
+from pricing.workflow.runner import JOBS, run_experiment, run_job
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("action", choices=("simulate", "analyse", "analyze", "design"),
                      help="simulate: outcomes of a seller-randomised experiment; analyse: effects, SRM, CUPED "
                           "-> ml.experiment_results + MLflow report; design: power / sample size from history")
+    sub.add_parser("config", help="print the effective configuration (base.yml + <env>.yml + --set), each key "
+                                  "with its documentation; defaults live in pricing/platform/config.py")
     r = sub.add_parser("run", help="run the whole workflow (the bundle's task graph) in dependency order")
     r.add_argument("--from", dest="from_task", default=None, help="resume from this task")
     r.add_argument("--job", default="pricing_training", help="which bundle job's task graph to run")
@@ -49,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``pricing`` console script and the wheel's entry point on Databricks (``python_wheel_task``, whose
+    trampoline calls this with ``sys.argv = [package_name, *parameters]`` and ignores the return value).
+
+    Returns 0 when the command succeeded.  A job error (:class:`PricingError`) is printed to stderr as one
+    readable message and raised as ``SystemExit(2)``: a non-zero exit for the console script, and an exception
+    that fails the Databricks task.  Any other exception propagates with its traceback.
+    """
     args = _parser().parse_args(argv)
     overrides = list(args.set)
     if getattr(args, "source", None):
@@ -57,14 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"ingest.path={Path(args.path).resolve()}")
     try:
         cfg = load_config(args.env, overrides)
-        from pricing.platform.spark import get_spark
+        if args.command == "config":
+            print(render(cfg), end="")
+            return 0
+        from pricing.platform.spark import get_spark  # Spark and Java start only for commands that need them
 
         if args.command == "experiment":
-            from jobs.experiment import run as run_experiment
-
             spark = get_spark(cfg, app_name="pricing-experiment")
             action = "analyse" if args.action == "analyze" else args.action
-            print(run_experiment(spark, cfg, action).render(), flush=True)
+            print(run_experiment(action, spark, cfg).render(), flush=True)
         elif args.command == "run":
             spark = get_spark(cfg, app_name="pricing-run")
             run_workflow(spark, cfg, job=args.job, from_task=args.from_task, report=args.report)
@@ -72,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             spark = get_spark(cfg, app_name=f"pricing-{args.command}")
             run_job(args.command, spark, cfg)
     except PricingError as exc:
-        print(f"pricing {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"pricing {args.command}: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from exc
     return 0
 
 

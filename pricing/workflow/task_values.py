@@ -63,7 +63,7 @@ def check_values(values: Mapping[str, Any]) -> dict[str, TaskValue]:
 def _dbutils() -> Any:
     # Imported only on a Databricks cluster: neither module is importable (or meaningful) locally.
     try:
-        from pyspark.dbutils import DBUtils  # type: ignore[import-not-found]
+        from pyspark.dbutils import DBUtils
         from pyspark.sql import SparkSession
 
         return DBUtils(SparkSession.builder.getOrCreate())

@@ -1,11 +1,11 @@
-"""Library half of the ``generate`` job (moved out of ``jobs/generate.py``).
+"""The landing export of a simulated world, incremental by day: days already exported are never rewritten, and a
+landing folder written with other simulator settings is refused (its manifest records them), never mixed.
 
-generate: simulate the marketplace into landing files (JSON lines per event type, one file per day)
-and the hidden ``truth.*`` tables that only evaluation code reads.
-
-The export is incremental by day: days already in the landing folder are never rewritten, so a
-second run adds nothing and raising ``simulator.export_through`` adds only the new days' files.
-A landing folder written with another simulator configuration is refused, never mixed.
+Where files live: the landing folder is under ``storage.root`` (a Unity Catalog Volume on Databricks).  The day
+files are written by executors, so they are renamed through the session's Hadoop FileSystem
+(:mod:`pricing.platform.fs`), never with the driver's ``pathlib``.  The manifest and the ``_exported_through``
+marker are small files only the driver writes and reads, before and after the Spark write; on Databricks
+``/Volumes`` is FUSE-mounted on the driver, so ``pathlib`` on them reads and writes the Volume itself.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pricing.platform import fs
 from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError
 from pricing.sources.landing import MANIFEST
@@ -59,6 +60,8 @@ def export_days(lines: DataFrame, out: Path, days: set[str]) -> None:
      .select("landing_date", "value").repartition("landing_date").sortWithinPartitions("value")
      .write.mode("append").partitionBy("landing_date").option("compression", "none")
      .text(str(out)))
-    # Spark names the files part-*.txt; the export's contract (and the ingest filter) is *.json.
-    for part in out.glob("landing_date=*/part-*.txt"):
-        part.rename(part.with_suffix(".json"))
+    # Spark names the files part-*.txt; the export's contract (and the ingest filter) is *.json.  Executors wrote
+    # them: rename through the FileSystem Spark wrote with (a Volume or cloud path as well as a local one).
+    spark = lines.sparkSession
+    for part in fs.glob(spark, f"{out}/landing_date=*/part-*.txt"):
+        fs.rename(spark, part, part.removesuffix(".txt") + ".json")

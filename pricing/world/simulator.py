@@ -17,6 +17,7 @@ The generative story, per listing:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,12 +27,21 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pricing.platform.config import SimulatorConfig
+from pricing.sources.exploration import price_nudge, uniform
 from pricing.world import catalogue as cd
 
-_MASK53 = (1 << 53) - 1
+Uniform = Callable[[str], Column]
+"""A seeded U(0,1) column per purpose string (the row's ids fixed): ``u("offer")``."""
+
 DROP_DAYS = (14, 28)
 HORIZON_DAYS = 60
 DROP_FACTOR = 0.9
+MAX_HAZARD = 0.9
+"""Ceiling of the daily sale probability."""
+OFFER_SHARE = 0.4
+"""Share of sales that close on an accepted offer."""
+OFFER_MAX_DISCOUNT = 0.15
+"""An accepted offer's discount is U(0, this) off the asking price."""
 # Calibrates the overall price level to published secondhand-marketplace medians (about 17-20).
 PRICE_LEVEL = -0.36
 UNBRANDED_SHARE = 0.43
@@ -45,11 +55,6 @@ NUMBERED_FAMILY_SHARE = 0.4
 LINE_EFFECT_SD, COLOURWAY_EFFECT_SD = 0.3, 0.1
 """A model line's and a colourway's price effects (log scale), shared by every instance of the product."""
 
-
-def uniform(seed: int, salt: str, *cols: Column | str) -> Column:
-    """Deterministic U(0,1) from a hash of the seed, a purpose string and the row's ids."""
-    h = F.xxhash64(F.lit(seed), F.lit(salt), *cols)
-    return (h.bitwiseAND(F.lit(_MASK53)).cast("double") + 0.5) / float(1 << 53)
 
 
 def normal(seed: int, salt: str, *cols: Column | str) -> Column:
@@ -69,15 +74,6 @@ def pick(values: list, weights: list[float], u: Column) -> Column:
     idx = F.size(F.filter(F.array(*[F.lit(c) for c in cum]), lambda c: c < u))
     return F.element_at(F.array(*[F.lit(v) for v in values]), idx + 1)
 
-
-def price_nudge(seed: int, share: float, max_log: float, listing_id: Column | str = "listing_id") -> Column:
-    """The price-exploration experiment's log multiplier on a listing's asking price: ``U(-max_log, max_log)``
-    for a hashed ``share`` of listings, exactly 0 for the rest (so ``share = 0`` leaves every price as it was).
-
-    The marketplace runs this experiment, so it knows the assignment; the demand model reads it from here
-    with the export's settings (``_simulator.json``), never from ``truth.listings``."""
-    size = (2.0 * uniform(seed, "price_nudge_size", listing_id) - 1.0) * max_log
-    return F.when(uniform(seed, "price_nudge_arm", listing_id) < share, size).otherwise(F.lit(0.0))
 
 
 @dataclass(frozen=True)
@@ -135,7 +131,7 @@ def n_products(cfg: SimulatorConfig) -> int:
     return max(cd.COLOURWAYS, round(instances / cfg.listings_per_product))
 
 
-def _with_products(cfg: SimulatorConfig, leaves: list, leaf_w: list[float]):  # type: ignore[no-untyped-def]
+def _with_products(cfg: SimulatorConfig, leaves: list, leaf_w: list[float]) -> Callable[[DataFrame], DataFrame]:
     """A ``product_share`` of branded listings become instances of a canonical product: brand, model line,
     colourway and type.  Products ``3k .. 3k+2`` are the colourways of model line ``k``, and lines ``2f`` and
     ``2f+1`` form family ``f``: the family fixes the brand (drawn like any listing's) and the leaf category
@@ -160,7 +156,7 @@ def _with_products(cfg: SimulatorConfig, leaves: list, leaf_w: list[float]):  # 
         numbered = family_u("family_numbered") < NUMBERED_FAMILY_SHARE
         syl = F.array(*[F.lit(x) for x in _SYL])
 
-        def word(u):  # type: ignore[no-untyped-def]
+        def word(u: Uniform) -> Column:
             return F.initcap(F.concat(*[F.element_at(syl, (F.floor(u(f"syl{i}") * len(_SYL)) + 1).cast("int"))
                                         for i in range(3)]))
 
@@ -299,7 +295,7 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
     for k in reversed(range(len(seg_bounds) - 1)):
         lo, hi = seg_bounds[k], seg_bounds[k + 1]
         price_k = F.col("list_price") * (DROP_FACTOR ** k)
-        hz = F.least(F.lit(0.9), F.col("base_hazard") * demand_bonus
+        hz = F.least(F.lit(MAX_HAZARD), F.col("base_hazard") * demand_bonus
                      * F.exp(-F.col("elasticity") * (F.log(price_k) - F.col("log_fair_value"))))
         g = F.floor(F.log(u(f"sale{k}")) / F.log(1.0 - hz))
         sale_day = F.when(g < (hi - lo), lo + g + u(f"salefrac{k}")).otherwise(sale_day)
@@ -311,7 +307,8 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
         .withColumn("is_sold", F.col("sold_at_candidate").isNotNull() & (F.col("sold_at_candidate") < end_ts))
         .withColumn("drops_before_sale", F.when(F.col("sale_day").isNull(), len(DROP_DAYS)).otherwise(
             F.size(F.filter(F.array(*[F.lit(d) for d in DROP_DAYS]), lambda d: d <= F.col("sale_day")))))
-        .withColumn("offer_discount", F.when(u("offer") < 0.6, 0.0).otherwise(0.15 * u("offer_size")))
+        .withColumn("offer_discount", F.when(u("offer") < 1.0 - OFFER_SHARE, 0.0).otherwise(
+            OFFER_MAX_DISCOUNT * u("offer_size")))
         .withColumn("sold_price", F.when(F.col("is_sold"), F.round(
             F.col("list_price") * F.pow(F.lit(DROP_FACTOR), F.col("drops_before_sale"))
             * (1 - F.col("offer_discount")), 2)))
@@ -347,18 +344,18 @@ def _spelt(words: dict[str, tuple[str, ...]], key: Column, u: Column) -> Column:
     return F.coalesce(chosen, F.regexp_replace(key, "-", " "))
 
 
-def _filler(u) -> Column:  # type: ignore[no-untyped-def]
+def _filler(u: Uniform) -> Column:
     return F.when(u("filler") < 0.35, pick(list(cd.FILLER_WORDS), [1.0] * len(cd.FILLER_WORDS), u("filler_word")))
 
 
-def _size_text(u) -> Column:  # type: ignore[no-untyped-def]
+def _size_text(u: Uniform) -> Column:
     """"size M", "sz M" or, for numeric sizes, "UK 8"."""
     numeric = F.col("size").rlike("^[0-9]+$")
     prefix = pick(["size ", "sz ", "UK "], [6, 2, 2], u("size_fmt"))
     return F.concat(F.when(~numeric & (prefix == "UK "), F.lit("size ")).otherwise(prefix), F.col("size"))
 
 
-def _product_title(u) -> Column:  # type: ignore[no-untyped-def]
+def _product_title(u: Uniform) -> Column:
     """A product instance's title: the same parts written differently by each seller: brand or not, the
     model line spelt three ways (``Vemora 90``, ``Vemora90``, ``Vemora-90``), colour and type synonyms, a
     filler word, the size (varies between instances of one product), in one of five word orders."""
@@ -384,7 +381,7 @@ def _product_title(u) -> Column:  # type: ignore[no-untyped-def]
     return out
 
 
-def _with_text(seed: int):
+def _with_text(seed: int) -> Callable[[DataFrame], DataFrame]:
     def step(df: DataFrame) -> DataFrame:
         u = lambda salt: uniform(seed, salt, "listing_id")  # noqa: E731
         item = F.regexp_replace(F.col("subcategory"), "-", " ")

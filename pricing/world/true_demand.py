@@ -22,12 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pricing.world.simulator import DROP_DAYS, DROP_FACTOR, HORIZON_DAYS
+from pricing.world.simulator import (
+    DROP_DAYS,
+    DROP_FACTOR,
+    HORIZON_DAYS,
+    MAX_HAZARD,
+    OFFER_MAX_DISCOUNT,
+    OFFER_SHARE,
+)
 
-MAX_HAZARD = 0.9
-OFFER_SHARE = 0.4
-"""Share of sales that close on an accepted offer (the simulator's ``u("offer") >= 0.6``)."""
-OFFER_MAX_DISCOUNT = 0.15
 EXPECTED_OFFER_FACTOR = 1.0 - OFFER_SHARE * OFFER_MAX_DISCOUNT / 2.0
 """E[1 - discount] = 1 - 0.4 * 0.075 = 0.97."""
 SEGMENT_BOUNDS: tuple[int, ...] = (0, *DROP_DAYS, HORIZON_DAYS)
@@ -132,7 +135,8 @@ def draw_sale_day(price: np.ndarray, params: DemandParams, uniforms: list[np.nda
 
 def drops_before(sale_day: np.ndarray) -> np.ndarray:
     """How many price drops happened before a sale on ``sale_day`` (a drop on the sale day counts)."""
-    return sum((np.asarray(sale_day) >= d).astype(np.int64) for d in DROP_DAYS)  # type: ignore[return-value]
+    days = np.asarray(sale_day)
+    return np.sum([(days >= d).astype(np.int64) for d in DROP_DAYS], axis=0)
 
 
 def offer_discount(u_offer: np.ndarray, u_size: np.ndarray) -> np.ndarray:

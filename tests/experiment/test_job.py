@@ -68,11 +68,11 @@ def ecfg(cfg: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def simulated(spark: SparkSession, ecfg: Config):  # type: ignore[no-untyped-def]
+def simulated(spark: SparkSession, ecfg: Config):
     return job.simulate(spark, ecfg)
 
 
-def test_simulate_writes_outcomes_design_and_truth(spark: SparkSession, ecfg: Config, simulated) -> None:  # type: ignore[no-untyped-def]
+def test_simulate_writes_outcomes_design_and_truth(spark: SparkSession, ecfg: Config, simulated) -> None:
     start = (T0 + timedelta(days=DAYS - 1)).date() - timedelta(days=20)  # the last 21 days with listings
     silver = delta_io.read(spark, table(ecfg, "silver.listings"))
     window = silver.where((F.col("created_at") >= F.lit(datetime(start.year, start.month, start.day)))
@@ -95,7 +95,7 @@ def test_simulate_writes_outcomes_design_and_truth(spark: SparkSession, ecfg: Co
 
 
 def test_analyse_writes_one_row_per_metric_and_a_readable_mlflow_run(spark: SparkSession, ecfg: Config,
-                                                                       simulated) -> None:  # type: ignore[no-untyped-def]
+                                                                       simulated) -> None:
     summary = job.analyse(spark, ecfg)
     ref = table(ecfg, "ml.experiment_results")
     res = delta_io.read(spark, ref).toPandas().set_index("metric")
@@ -130,7 +130,7 @@ def test_analyse_writes_one_row_per_metric_and_a_readable_mlflow_run(spark: Spar
         again.info["mlflow_run_id"]}
 
 
-def test_a_skewed_split_fails_the_srm_check_loudly(spark: SparkSession, ecfg: Config, simulated,  # type: ignore[no-untyped-def]
+def test_a_skewed_split_fails_the_srm_check_loudly(spark: SparkSession, ecfg: Config, simulated,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     lossy = ecfg.with_overrides(["experiment.experiment_id=exp_lossy", "experiment.lost_treatment_share=0.5"])
     job.simulate(spark, lossy)
@@ -160,7 +160,7 @@ def test_design_prints_and_logs_a_power_table(spark: SparkSession, ecfg: Config)
     assert t["design_effect"].notna().all() and (t["sellers_needed_cuped"] <= t["sellers_needed"]).all()
 
 
-def test_bad_settings_fail_before_any_write(spark: SparkSession, ecfg: Config, simulated) -> None:  # type: ignore[no-untyped-def]
+def test_bad_settings_fail_before_any_write(spark: SparkSession, ecfg: Config, simulated) -> None:
     ref = table(ecfg, "ml.experiment_outcomes")
     before = delta_io.version(spark, ref)
     with pytest.raises(ModelGateError, match="needs the alias `champion`"):
@@ -176,11 +176,12 @@ def test_bad_settings_fail_before_any_write(spark: SparkSession, ecfg: Config, s
         job.analyse(spark, ecfg.with_overrides(["experiment.experiment_id=exp_none"]))
 
 
-def test_the_cli_routes_experiment_actions(ecfg: Config, simulated, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_routes_experiment_actions(ecfg: Config, simulated, capsys: pytest.CaptureFixture[str]) -> None:
     args = [f"storage.root={ecfg.storage.root}", *OVERRIDES, "experiment.experiment_id=exp_none"]
-    rc = cli_main([x for a in args for x in ("--set", a)] + ["experiment", "analyze"])
+    with pytest.raises(SystemExit) as exit_:
+        cli_main([x for a in args for x in ("--set", a)] + ["experiment", "analyze"])
     err = capsys.readouterr().err
-    assert rc == 2 and "pricing experiment: error: no experiment 'exp_none' in ml.experiments" in err
+    assert exit_.value.code == 2 and "pricing experiment: error: no experiment 'exp_none' in ml.experiments" in err
 
 
 def test_pre_period_windows_are_half_open_and_resolved_before_the_start(spark: SparkSession) -> None:

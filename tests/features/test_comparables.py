@@ -25,16 +25,16 @@ _sales = [(11, T - SEC, 10.0), (12, T, 99.0), (13, T + SEC, 77.0), (15, T - DAY,
 _matches = [(1, m, 1.0, True) for m in (11, 12, 13, 14, 16)] + [(1, 15, 0.5, False)]
 
 
-def _compute(spark, sales=_sales, k=10, since=None):  # type: ignore[no-untyped-def]
+def _compute(spark, sales=_sales, k=10, since=None):
     return comparables.compute(spark.createDataFrame(_listings, LISTINGS), spark.createDataFrame(sales, SALES),
                                spark.createDataFrame(_matches, MATCHES), k, since)
 
 
-def _row(spark, rows):  # type: ignore[no-untyped-def]
+def _row(spark, rows):
     return spark.createDataFrame(rows, OUT)
 
 
-def test_only_sales_strictly_before_the_listing_time_count(spark) -> None:  # type: ignore[no-untyped-def]
+def test_only_sales_strictly_before_the_listing_time_count(spark) -> None:
     got = _compute(spark).where(F.col("listing_id").isin(1, 2))
     # Same product: 11, 12, 13, 14 were listed before T (16 after); only 11 sold before T (12 at T, 13 after).
     # Nearest comparables sold before T: 11 (same product) and 15 (similarity 0.5).
@@ -42,7 +42,7 @@ def test_only_sales_strictly_before_the_listing_time_count(spark) -> None:  # ty
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_a_matched_sale_one_second_after_t_changes_nothing_at_t(spark) -> None:  # type: ignore[no-untyped-def]
+def test_a_matched_sale_one_second_after_t_changes_nothing_at_t(spark) -> None:
     before = _compute(spark).where("listing_id = 1")
     after = _compute(spark, [*_sales, (14, T + SEC, 1000.0)]).where("listing_id = 1")
     assert_df_equality(before, after, ignore_nullable=True)
@@ -51,30 +51,30 @@ def test_a_matched_sale_one_second_after_t_changes_nothing_at_t(spark) -> None: 
     assert earlier.first()["cmp_product_sold"] == 2 and earlier.first()["cmp_product_median_price"] == 505.0
 
 
-def test_a_sale_exactly_at_t_is_excluded(spark) -> None:  # type: ignore[no-untyped-def]
+def test_a_sale_exactly_at_t_is_excluded(spark) -> None:
     only_at_t = [s for s in _sales if s[0] != 11]  # 12 sold exactly at T: nothing same-product sold before
     row = _compute(spark, only_at_t).where("listing_id = 1").first()
     assert (row["cmp_product_sold"], row["cmp_product_median_price"]) == (0, None)
 
 
-def test_nearest_comparables_rank_the_same_product_first(spark) -> None:  # type: ignore[no-untyped-def]
+def test_nearest_comparables_rank_the_same_product_first(spark) -> None:
     row = _compute(spark, k=1).where("listing_id = 1").first()
     assert (row["cmp_near_sold"], row["cmp_near_median_price"], row["cmp_near_similarity"]) == (1, 10.0, 1.0)
 
 
-def test_an_incremental_slice_recomputes_only_later_listings(spark) -> None:  # type: ignore[no-untyped-def]
+def test_an_incremental_slice_recomputes_only_later_listings(spark) -> None:
     got = _compute(spark, since=F.lit(T).cast("timestamp")).select("listing_id")
     assert sorted(r.listing_id for r in got.collect()) == [1, 2, 16]
 
 
-def _pad(df, spec):  # type: ignore[no-untyped-def]
+def _pad(df, spec):
     for f in spec.schema.fields:
         if f.name not in df.columns:
             df = df.withColumn(f.name, F.lit(None).cast(f.dataType))
     return df
 
 
-def test_the_training_set_takes_the_row_stamped_at_listing_time(spark) -> None:  # type: ignore[no-untyped-def]
+def test_the_training_set_takes_the_row_stamped_at_listing_time(spark) -> None:
     listings = spark.createDataFrame([(1, T, "nike", "tops", "good", 30.0, T + 3 * DAY, "sold")],
                                      "listing_id long, created_at timestamp, brand string, category string, "
                                      "condition string, sold_price double, sold_at timestamp, status string")

@@ -14,7 +14,7 @@ SALES_SCHEMA = "seller_id long, sold_at timestamp"
 OUT_SCHEMA = "listing_id long, seller_prior_listings long, seller_prior_sales long"
 
 
-def _history(spark, listings, sales):  # type: ignore[no-untyped-def]
+def _history(spark, listings, sales):
     """Seller history of each listing's ``listed`` row (as_of = created_at)."""
     ldf = spark.createDataFrame(listings, LISTINGS_SCHEMA)
     sdf = spark.createDataFrame(sales, SALES_SCHEMA)
@@ -23,7 +23,7 @@ def _history(spark, listings, sales):  # type: ignore[no-untyped-def]
         "listing_id", "seller_prior_listings", "seller_prior_sales")
 
 
-def test_sale_one_second_after_t_does_not_change_features_at_t(spark) -> None:  # type: ignore[no-untyped-def]
+def test_sale_one_second_after_t_does_not_change_features_at_t(spark) -> None:
     t = datetime(2025, 3, 1, 12, 0, 0)
     listings = [(1, 7, datetime(2025, 2, 1)), (2, 7, t)]
     before = _history(spark, listings, [(7, datetime(2025, 2, 10))])
@@ -33,7 +33,7 @@ def test_sale_one_second_after_t_does_not_change_features_at_t(spark) -> None:  
     assert_df_equality(after, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_event_exactly_at_t_is_excluded(spark) -> None:  # type: ignore[no-untyped-def]
+def test_event_exactly_at_t_is_excluded(spark) -> None:
     t = datetime(2025, 3, 1, 12, 0, 0)
     # Another listing and a sale at exactly t: neither is "before" t.
     got = _history(spark, [(1, 7, t), (2, 7, t)], [(7, t)])
@@ -41,14 +41,14 @@ def test_event_exactly_at_t_is_excluded(spark) -> None:  # type: ignore[no-untyp
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_other_sellers_history_never_leaks_in(spark) -> None:  # type: ignore[no-untyped-def]
+def test_other_sellers_history_never_leaks_in(spark) -> None:
     got = _history(spark, [(1, 7, datetime(2025, 3, 1)), (2, 8, datetime(2025, 3, 2))],
                    [(8, datetime(2025, 2, 1)), (8, datetime(2025, 2, 2))])
     expected = spark.createDataFrame([(1, 0, 0), (2, 0, 2)], OUT_SCHEMA)
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_text_flags_read_title_and_description(spark) -> None:  # type: ignore[no-untyped-def]
+def test_text_flags_read_title_and_description(spark) -> None:
     df = spark.createDataFrame(
         [(1, "DEADSTOCK nike tee", "never worn"), (2, "zara dress", "small stain on front"),
          (3, "levis 501", "No description yet")],
@@ -61,7 +61,7 @@ def test_text_flags_read_title_and_description(spark) -> None:  # type: ignore[n
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_unknown_sellers_get_no_history(spark) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_sellers_get_no_history(spark) -> None:
     # Mercari has no sellers (seller_id -1): their listings must not pool into one pseudo-seller.
     got = _history(spark, [(1, -1, datetime(2025, 3, 1)), (2, -1, datetime(2025, 3, 2))],
                    [(-1, datetime(2025, 2, 1))])
@@ -69,7 +69,7 @@ def test_unknown_sellers_get_no_history(spark) -> None:  # type: ignore[no-untyp
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_text_is_tokenised_and_hashed(spark) -> None:  # type: ignore[no-untyped-def]
+def test_text_is_tokenised_and_hashed(spark) -> None:
     df = spark.createDataFrame([(1, "Nike TEE tee!!", "a   rare-find 🔥"), (2, "", None)],
                                "listing_id long, title string, description string")
     got = {r.listing_id: r for r in df.transform(listing_features.with_text_features).collect()}
@@ -84,7 +84,7 @@ REPRICE_LISTINGS = ("listing_id long, seller_id long, created_at timestamp, list
                     "sold_at timestamp, removed_at timestamp")
 
 
-def test_reprice_snapshots_only_while_on_sale(spark) -> None:  # type: ignore[no-untyped-def]
+def test_reprice_snapshots_only_while_on_sale(spark) -> None:
     t = datetime(2025, 3, 1)
     listings = spark.createDataFrame([(1, 7, t, 50.0, datetime(2025, 3, 20), None)], REPRICE_LISTINGS)
     changes = spark.createDataFrame(
@@ -100,7 +100,7 @@ def test_reprice_snapshots_only_while_on_sale(spark) -> None:  # type: ignore[no
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_reprice_rows_see_history_up_to_their_own_time(spark) -> None:  # type: ignore[no-untyped-def]
+def test_reprice_rows_see_history_up_to_their_own_time(spark) -> None:
     # A reprice row at t2 counts the seller's sale between created_at and t2; the listed row does not.
     t1, t2 = datetime(2025, 3, 1), datetime(2025, 3, 10)
     listings = spark.createDataFrame([(1, 7, t1)], LISTINGS_SCHEMA)

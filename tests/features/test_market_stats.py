@@ -16,7 +16,7 @@ SALES = "listing_id long, sold_at timestamp, sold_price double"
 D = datetime(2025, 3, 10)  # the stamp under test: stat_date 2025-03-10, as_of 2025-03-10 00:00
 
 
-def _frames(spark, sales: list[tuple[datetime, float]], brand: str | None = "nike"):  # type: ignore[no-untyped-def]
+def _frames(spark, sales: list[tuple[datetime, float]], brand: str | None = "nike"):
     """One listing per sale (created 100 days earlier) plus listing 0 created on D, which requests the stamp."""
     listings = [(0, brand, "tops", "good", D + timedelta(hours=12))]
     listings += [(i + 1, brand, "tops", "good", t - timedelta(days=100)) for i, (t, _) in enumerate(sales)]
@@ -27,7 +27,7 @@ def _frames(spark, sales: list[tuple[datetime, float]], brand: str | None = "nik
 DAY = D.date()
 
 
-def _stamp(df, level: str, day: date = DAY):  # type: ignore[no-untyped-def]
+def _stamp(df, level: str, day: date = DAY):
     return df.where((F.col("level") == level) & (F.col("stat_date") == F.lit(day)))
 
 
@@ -40,7 +40,7 @@ EDGES = [
 ]
 
 
-def test_window_edges_are_exact(spark) -> None:  # type: ignore[no-untyped-def]
+def test_window_edges_are_exact(spark) -> None:
     listings, sales = _frames(spark, [*EDGES, (D, 1000.0)])  # a sale at exactly D 00:00 is day D's: excluded
     row = _stamp(market_stats.compute(listings, sales, shrinkage_k=0.0), "brand_category").first()
     assert (row.n_sales_7d, row.n_sales_30d, row.n_sales_90d) == (2, 4, 4)
@@ -54,7 +54,7 @@ def test_window_edges_are_exact(spark) -> None:  # type: ignore[no-untyped-def]
     assert row.n_listed_7d == 0 and row.sell_through_7d is None
 
 
-def test_a_sale_one_second_after_the_stamp_changes_nothing(spark) -> None:  # type: ignore[no-untyped-def]
+def test_a_sale_one_second_after_the_stamp_changes_nothing(spark) -> None:
     before = market_stats.compute(*_frames(spark, EDGES), shrinkage_k=5.0)
     after = market_stats.compute(*_frames(spark, [*EDGES, (D + timedelta(seconds=1), 999.0)]), shrinkage_k=5.0)
     for level in market_stats.LEVELS:
@@ -62,7 +62,7 @@ def test_a_sale_one_second_after_the_stamp_changes_nothing(spark) -> None:  # ty
     assert _stamp(before, "brand_category").count() == 1
 
 
-def test_sparse_segments_are_shrunk_toward_their_parent(spark) -> None:  # type: ignore[no-untyped-def]
+def test_sparse_segments_are_shrunk_toward_their_parent(spark) -> None:
     # nike/tops has 2 sales in 30 days at 10; the category as a whole also has 8 adidas sales at 100.
     nike = [(D - timedelta(days=d), 10.0) for d in (1, 2)]
     adidas = [(D - timedelta(days=d, hours=1), 100.0) for d in range(1, 9)]
@@ -83,7 +83,7 @@ def test_sparse_segments_are_shrunk_toward_their_parent(spark) -> None:  # type:
     assert nike_row.n_sales_30d == 2
 
 
-def test_unbranded_items_form_their_own_segment(spark) -> None:  # type: ignore[no-untyped-def]
+def test_unbranded_items_form_their_own_segment(spark) -> None:
     stats = market_stats.compute(*_frames(spark, EDGES[:2], brand=None), shrinkage_k=0.0)
     row = _stamp(stats, "brand_category").first()
     assert row.brand == market_stats.NO_BRAND and row.n_sales_7d == 2

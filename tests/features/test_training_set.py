@@ -13,7 +13,7 @@ from features.asof import as_of_join
 T0 = datetime(2025, 3, 10, 10, 0, 0)
 
 
-def test_as_of_join_never_picks_a_later_row(spark) -> None:  # type: ignore[no-untyped-def]
+def test_as_of_join_never_picks_a_later_row(spark) -> None:
     left = spark.createDataFrame([(1, "a", T0), (2, "b", T0)], "id long, k string, t timestamp")
     right = spark.createDataFrame(
         [("a", T0 - timedelta(hours=1), 1.0), ("a", T0, 2.0), ("a", T0 + timedelta(seconds=1), 3.0),
@@ -26,7 +26,7 @@ def test_as_of_join_never_picks_a_later_row(spark) -> None:  # type: ignore[no-u
         assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_as_of_join_with_lookback_reaches_the_previous_day(spark) -> None:  # type: ignore[no-untyped-def]
+def test_as_of_join_with_lookback_reaches_the_previous_day(spark) -> None:
     left = spark.createDataFrame([(1, "a", T0)], "id long, k string, t timestamp")
     right = spark.createDataFrame([("a", T0 - timedelta(hours=23), 5.0), ("a", T0 - timedelta(days=3), 1.0)],
                                   "k string, rt timestamp, v double")
@@ -34,7 +34,7 @@ def test_as_of_join_with_lookback_reaches_the_previous_day(spark) -> None:  # ty
     assert [r.v for r in got.collect()] == [5.0]
 
 
-def _pad(df, spec):  # type: ignore[no-untyped-def]
+def _pad(df, spec):
     """Adds the spec's other columns as nulls: the test states only the columns it is about."""
     for f in spec.schema.fields:
         if f.name not in df.columns:
@@ -42,12 +42,12 @@ def _pad(df, spec):  # type: ignore[no-untyped-def]
     return df
 
 
-def _listing_rows(spark, rows):  # type: ignore[no-untyped-def]
+def _listing_rows(spark, rows):
     return spark.createDataFrame(rows, "listing_id long, created_at timestamp, brand string, category string, "
                                        "condition string, sold_price double, sold_at timestamp, status string")
 
 
-def test_training_rows_take_features_as_of_listing_time(spark, cfg) -> None:  # type: ignore[no-untyped-def]
+def test_training_rows_take_features_as_of_listing_time(spark, cfg) -> None:
     listings = _listing_rows(spark, [(1, T0, "nike", "tops", "good", 30.0, T0 + timedelta(days=3), "sold"),
                                      (2, T0, None, "tops", "good", None, None, "active")])
     # listing_features: the listed row at T0 and a later reprice row that must not be picked
@@ -72,7 +72,7 @@ def test_training_rows_take_features_as_of_listing_time(spark, cfg) -> None:  # 
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_a_sale_at_or_before_listing_time_is_never_a_label(spark) -> None:  # type: ignore[no-untyped-def]
+def test_a_sale_at_or_before_listing_time_is_never_a_label(spark) -> None:
     listings = _listing_rows(spark, [(1, T0, "nike", "tops", "good", 30.0, T0, "sold")])
     feats = _pad(spark.createDataFrame([(1, T0)], "listing_id long, as_of timestamp"), listing_features.SPEC)
     stats = spark.createDataFrame([], market_stats.SPEC.schema)

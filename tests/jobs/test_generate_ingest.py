@@ -13,13 +13,15 @@ from pyspark.sql import functions as F
 
 from features import comparables, listing_features, market_stats, product_matches, training_set
 from jobs import features, generate, ingest, match
-from pricing.platform import delta_io
+from pricing.platform import catalog, delta_io
 from pricing.platform.config import Config
 from pricing.platform.errors import PricingError
 from pricing.platform.tables import table
 from pricing.sources import schemas
 from pricing.world.export import FAULTS, export_lines
 from pricing.world.simulator import simulate
+
+pytestmark = pytest.mark.slow  # generate -> ingest -> match -> features on a small world
 
 TINY = ["simulator.n_listings=3000", "simulator.n_sellers=400", "simulator.n_brands=100", "simulator.days=90",
         "simulator.bad_record_rate=0.06"]
@@ -86,14 +88,14 @@ def test_counts_reconcile_exactly(spark, tiny, runs) -> None:  # type: ignore[no
     n_bad = faults.where(~F.col("expected").isin("duplicate", "bronze")).count()
     assert c1["quarantined"] + c2["quarantined"] == n_bad
     assert c1["duplicates"] + c2["duplicates"] == _expected(spark, tiny, "duplicate").count()
-    bronze = sum(delta_io.read(spark, table(tiny, t)).count() for t in schemas.BRONZE_TABLE.values())
+    bronze = sum(delta_io.read(spark, table(tiny, t)).count() for t in catalog.BRONZE_EVENT_TABLES.values())
     assert c1["inserted"] + c2["inserted"] == bronze
     assert bronze + n_bad + _expected(spark, tiny, "duplicate").count() == runs["lines2"]
 
 
 def test_bronze_holds_each_good_event_once(spark, tiny, runs) -> None:  # type: ignore[no-untyped-def]
     sim = simulate(spark, tiny.simulator)
-    for event_type, bronze_table in schemas.BRONZE_TABLE.items():
+    for event_type, bronze_table in catalog.BRONZE_EVENT_TABLES.items():
         lines, _ = export_lines(sim.events[event_type], event_type, tiny.simulator.seed,
                                 tiny.simulator.bad_record_rate)
         last_day = tiny.simulator.start_date + timedelta(tiny.simulator.days - 1)
@@ -115,7 +117,7 @@ def test_new_days_are_picked_up_incrementally(runs) -> None:  # type: ignore[no-
 
 
 def test_a_rerun_adds_nothing(spark, tiny, runs) -> None:  # type: ignore[no-untyped-def]
-    refs = [table(tiny, t) for t in (*schemas.BRONZE_TABLE.values(), "bronze.quarantine", "silver.listings",
+    refs = [table(tiny, t) for t in (*catalog.BRONZE_EVENT_TABLES.values(), "bronze.quarantine", "silver.listings",
                                      "silver.sales")]
     versions = [delta_io.version(spark, r) for r in refs]
     gen = generate.run(spark, tiny)

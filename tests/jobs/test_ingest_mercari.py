@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from chispa import assert_df_equality
 
 from jobs import ingest
@@ -15,7 +16,8 @@ from pricing.workflow.cli import main
 SAMPLE = Path(__file__).parents[1] / "sources" / "data" / "mercari_sample.tsv"
 
 
-def test_mercari_file_lands_in_bronze_and_silver(spark, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_mercari_file_lands_in_bronze_and_silver(spark, tmp_path, capsys) -> None:
     root = f"storage.root={tmp_path}"
     assert main(["--set", root, "ingest", "--format", "mercari", str(SAMPLE)]) == 0
     out = capsys.readouterr().out

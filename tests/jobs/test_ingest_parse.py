@@ -21,7 +21,7 @@ def _sold(**over: object) -> str:
     return json.dumps(rec)
 
 
-def test_sale_records_are_checked_and_reasoned(spark) -> None:  # type: ignore[no-untyped-def]
+def test_sale_records_are_checked_and_reasoned(spark) -> None:
     lines = [
         ("a", GOOD),
         ("b", '{"event_id": "x", "listing_id": 1, "price": '),
@@ -46,7 +46,7 @@ def test_sale_records_are_checked_and_reasoned(spark) -> None:  # type: ignore[n
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_good_record_becomes_typed_bronze_row(spark) -> None:  # type: ignore[no-untyped-def]
+def test_good_record_becomes_typed_bronze_row(spark) -> None:
     df = spark.createDataFrame([("f1", GOOD)], "source_file string, raw_payload string").withColumn(
         "ingested_at", F.lit(datetime(2026, 1, 1)))
     got = df.transform(parse("listing_sold")).transform(to_bronze("listing_sold"))

@@ -21,7 +21,7 @@ POINTS = (0.0, 0.5, 0.99)
 SCORE = ScoreConfig(min_price=2.0, max_price=500.0, category_bounds={"bags": (20.0, 300.0)}, price_points=POINTS)
 
 
-def test_band_and_candidates_respect_every_guardrail(spark) -> None:  # type: ignore[no-untyped-def]
+def test_band_and_candidates_respect_every_guardrail(spark) -> None:
     rows = spark.createDataFrame([(1, "tops", 10.0), (2, "bags", 15.0), (3, "tops", 1000.0), (4, "tops", 2.5)],
                                  "listing_id long, category string, current_price double")
     got = rows.transform(with_band(SCORE, 0.3)).transform(with_candidates(5, POINTS)).select(
@@ -40,7 +40,7 @@ def test_band_and_candidates_respect_every_guardrail(spark) -> None:  # type: ig
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_candidates_stay_inside_the_guardrails_on_many_listings(spark) -> None:  # type: ignore[no-untyped-def]
+def test_candidates_stay_inside_the_guardrails_on_many_listings(spark) -> None:
     rng = np.random.default_rng(3)
     rows = spark.createDataFrame(pd.DataFrame({
         "listing_id": np.arange(400), "category": rng.choice(["tops", "bags"], 400),
@@ -58,7 +58,7 @@ def test_candidates_stay_inside_the_guardrails_on_many_listings(spark) -> None: 
             assert set(cents) <= {0, 50, 99}, (r.current_price, c)
 
 
-def test_reason_codes_and_the_guardrail_a_recommendation_sits_on(spark) -> None:  # type: ignore[no-untyped-def]
+def test_reason_codes_and_the_guardrail_a_recommendation_sits_on(spark) -> None:
     rows = spark.createDataFrame([
         (1, 10.0, 8.0, True, False, "max_change", "max_change"),    # 20% down, at the band's low end
         (2, 10.0, 10.3, False, False, "max_change", "max_change"),  # +3%: within the 5% tolerance
@@ -154,7 +154,7 @@ def test_the_oracle_in_closed_form_at_a_one_day_horizon() -> None:
     np.testing.assert_allclose(got, kink, rtol=1e-5)
 
 
-def test_policy_outcomes_and_ratios_come_from_the_truth(spark) -> None:  # type: ignore[no-untyped-def]
+def test_policy_outcomes_and_ratios_come_from_the_truth(spark) -> None:
     current = np.array([30.0, 25.0, 160.0, 9.0, 60.0])
     pdf = pd.DataFrame({
         "listing_id": np.arange(5), "current_price": current, "suggested_price": [18.0, 22.0, 140.0, 7.5, 35.0],
@@ -191,7 +191,7 @@ def test_policy_outcomes_and_ratios_come_from_the_truth(spark) -> None:  # type:
     assert table.query("segment == 'limited_by'")["value"].tolist() == ["none"]
 
 
-def test_policy_ratios_by_hand_on_a_one_day_horizon(spark) -> None:  # type: ignore[no-untyped-def]
+def test_policy_ratios_by_hand_on_a_one_day_horizon(spark) -> None:
     """Two items whose revenue over one day is 0.97 p min(0.9, hazard x bonus x (p / fair)^-e): every number below
     is worked out by hand.  A: fair 20, e 2, hazard 0.1 -> 0.97 x 0.1 x 400 / p = 38.8 / p above the cap's kink
     (20 / 3); B: fair 10, e 3, hazard 0.5 x bonus 1.2 -> 0.6 (10 / p)^3, the kink where that is 0.9."""
@@ -231,7 +231,7 @@ def test_policy_ratios_by_hand_on_a_one_day_horizon(spark) -> None:  # type: ign
         [0.7463, 0.8790, 0.9398], abs=1e-4)
 
 
-def test_demand_without_an_exploration_experiment_fails_before_any_write(spark, cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_demand_without_an_exploration_experiment_fails_before_any_write(spark, cfg, tmp_path) -> None:
     import json
 
     from jobs import demand
@@ -253,7 +253,7 @@ def test_demand_without_an_exploration_experiment_fails_before_any_write(spark, 
 
 # ---- the real stack --------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_demand_and_recommend_in_the_small_workflow(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_demand_and_recommend_in_the_small_workflow(spark, cfg, workflow) -> None:
     """What the session's workflow (``pricing run``: ... train, promote, demand, score, recommend) left behind."""
     from mlflow.tracking import MlflowClient
 

@@ -12,14 +12,14 @@ from pricing.price_model.monitoring import drift, psi
 from pricing.price_model.scoring import apply_guardrails, round_to_price_points
 
 
-def test_suggestions_round_to_the_price_points_sellers_use(spark) -> None:  # type: ignore[no-untyped-def]
+def test_suggestions_round_to_the_price_points_sellers_use(spark) -> None:
     df = spark.createDataFrame([(1, 12.2), (2, 12.4), (3, 12.8), (4, 13.02), (5, 0.1)], "id int, p double")
     got = df.select("id", round_to_price_points(F.col("p"), (0.0, 0.5, 0.99)).alias("r"))
     expected = spark.createDataFrame([(1, 12.0), (2, 12.5), (3, 12.99), (4, 13.0), (5, 0.0)], "id int, r double")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_rounding_never_crosses_a_bound(spark) -> None:  # type: ignore[no-untyped-def]
+def test_rounding_never_crosses_a_bound(spark) -> None:
     df = spark.createDataFrame([(1, 5.0), (2, 19.999), (3, 7.3)], "id int, p double")
     # nearest points: 5.00 -> 5.0 (on the floor), 19.999 -> 19.99 (not 20.0 above the ceiling), 7.3 -> 7.3 (no point
     # inside [7.2, 7.4])
@@ -29,7 +29,7 @@ def test_rounding_never_crosses_a_bound(spark) -> None:  # type: ignore[no-untyp
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_guardrails_clamp_per_category_and_flag_for_review(spark) -> None:  # type: ignore[no-untyped-def]
+def test_guardrails_clamp_per_category_and_flag_for_review(spark) -> None:
     s = ScoreConfig(min_price=2.0, max_price=500.0, category_bounds={"bags": (20.0, 300.0)},
                     review_max_range_ratio=4.0, review_min_support=5)
     preds = spark.createDataFrame([
@@ -62,7 +62,7 @@ def test_psi_is_zero_for_equal_histograms_and_grows_with_shift() -> None:
     assert 0 < small < 0.1 < 0.25 < large
 
 
-def test_drift_against_the_previous_scoring(spark) -> None:  # type: ignore[no-untyped-def]
+def test_drift_against_the_previous_scoring(spark) -> None:
     rng = np.random.default_rng(0)
     prev = spark.createDataFrame([(float(x),) for x in rng.normal(3.0, 0.5, 2000)], "x double")
     same = spark.createDataFrame([(float(x),) for x in rng.normal(3.0, 0.5, 2000)], "x double")

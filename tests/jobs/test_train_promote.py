@@ -6,16 +6,19 @@ session's workflow built.
 
 from __future__ import annotations
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
+from pyspark.sql import functions as F
 
 from jobs import promote, train
-from pricing.platform import tracking
+from pricing.platform import delta_io, tracking
 from pricing.platform.config import Config
+from pricing.platform.tables import table
 
 pytestmark = pytest.mark.slow
 
-WEAK = ["train.max_depth=1", "train.n_estimators=40", "train.learning_rate=0.3"]
+WEAK = ["train.booster.max_depth=1", "train.booster.n_estimators=40", "train.booster.learning_rate=0.3"]
 """Stumps: an additive model that still beats the baselines but is clearly worse than depth-6 trees."""
 
 
@@ -28,7 +31,7 @@ def _champion(cfg: Config) -> int | None:
     return tracking.alias_version(_client(cfg), cfg.mlflow.model_name, tracking.CHAMPION)
 
 
-def test_a_worse_model_is_never_promoted_and_a_better_one_is(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_a_worse_model_is_never_promoted_and_a_better_one_is(spark, cfg, workflow) -> None:
     gate = cfg.with_overrides(["mlflow.model_name=gate_test"])
     weak = gate.with_overrides(WEAK)
     client = _client(gate)
@@ -53,19 +56,19 @@ def test_a_worse_model_is_never_promoted_and_a_better_one_is(spark, cfg, workflo
     assert client.get_model_version(gate.mlflow.model_name, str(worse)).tags["promotion_decision"] == "rejected"
 
 
-def test_same_data_version_and_seed_give_the_same_metrics(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_same_data_version_and_seed_give_the_same_metrics(spark, cfg, workflow) -> None:
     repro = cfg.with_overrides(["mlflow.model_name=repro_test"])
     client = _client(repro)
     runs = [train.run(spark, repro).info["mlflow_run_id"] for _ in range(2)]
     a, b = (client.get_run(r).data for r in runs)
-    assert a.params["cfg.train.seed"] == b.params["cfg.train.seed"]
+    assert a.params["cfg.train.booster.seed"] == b.params["cfg.train.booster.seed"]
     assert a.params["training_table_version"] == b.params["training_table_version"]
     tested = {k: v for k, v in a.metrics.items() if k.startswith(("test_", "baseline_", "noise_floor"))}
     assert len(tested) > 10
     assert tested == {k: b.metrics[k] for k in tested}
 
 
-def test_the_run_carries_what_a_reviewer_needs(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_the_run_carries_what_a_reviewer_needs(spark, cfg, workflow) -> None:
     client = _client(cfg)
     champion = client.get_model_version_by_alias(cfg.mlflow.model_name, tracking.CHAMPION)
     run = client.get_run(champion.run_id)
@@ -87,11 +90,40 @@ def test_the_run_carries_what_a_reviewer_needs(spark, cfg, workflow) -> None:  #
     with open(segments) as fh:
         dims = {line.split(",")[0] for line in fh.readlines()[1:]}
     assert dims == {"category", "brand_tier", "price_band", "condition", "seller_type"}
+    # MLflow 3 links: the version is the run's logged model, which carries the run's metrics; the model card is
+    # the version's description; the version names the commit the run did.
+    (output,) = run.outputs.model_outputs
+    assert champion.source == f"models:/{output.model_id}"
+    linked = {x.key: x.value for x in mlflow.get_logged_model(output.model_id).metrics or []}
+    assert linked["test_rmsle"] == m["test_rmsle"] and linked["test_coverage_80"] == m["test_coverage_80"]
+    with open(client.download_artifacts(run.info.run_id, "model_card.md")) as fh:
+        assert champion.description == fh.read()
+    assert champion.tags["git_commit"] == run.data.tags["git_commit"]
 
 
-def test_tuning_runs_each_trial_as_a_nested_run(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_demand_and_scoring_runs_link_their_models_and_outputs(spark, cfg, workflow) -> None:
+    client = _client(cfg)
+    demand = client.get_model_version_by_alias(cfg.mlflow.demand_model_name, tracking.CHAMPION)
+    run = client.get_run(demand.run_id)
+    (output,) = run.outputs.model_outputs
+    assert demand.source == f"models:/{output.model_id}"
+    linked = {x.key: x.value for x in mlflow.get_logged_model(output.model_id).metrics or []}
+    assert linked["test_logloss"] == run.data.metrics["test_logloss"]
+    assert demand.tags["git_commit"] == run.data.tags["git_commit"]
+    # The scoring run names the model version it used and the Delta version it wrote: that version of
+    # ml.price_suggestions holds its scoring date's rows, all priced by that model version.
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment).experiment_id
+    score = client.search_runs([exp], "tags.job = 'score'", order_by=["attributes.start_time DESC"])[0].data
+    assert score.params["model_uri"] == f"models:/{cfg.mlflow.model_name}/{score.params['model_version']}"
+    written = delta_io.read(spark, table(cfg, "ml.price_suggestions"), version=int(score.params["output_table_version"]))
+    versions = written.where(F.col("scoring_date") == F.lit(score.tags["scoring_date"]).cast("date")).select(
+        "model_version").distinct().collect()
+    assert [r.model_version for r in versions] == [int(score.params["model_version"])]
+
+
+def test_tuning_runs_each_trial_as_a_nested_run(spark, cfg, workflow) -> None:
     tuned = cfg.with_overrides(["mlflow.model_name=tuning_test", "train.tuning.enabled=true",
-                                "train.tuning.n_trials=2", "train.n_estimators=20"])
+                                "train.tuning.n_trials=2", "train.booster.n_estimators=20"])
     client = _client(tuned)
     parent = train.run(spark, tuned).info["mlflow_run_id"]
     exp = client.get_run(parent).info.experiment_id
@@ -102,7 +134,7 @@ def test_tuning_runs_each_trial_as_a_nested_run(spark, cfg, workflow) -> None:  
     assert client.get_run(parent).data.metrics["tuning_best_valid_rmsle"] == pytest.approx(best)
 
 
-def test_too_many_workers_fail_fast_with_a_clear_message(spark, cfg, workflow) -> None:  # type: ignore[no-untyped-def]
+def test_too_many_workers_fail_fast_with_a_clear_message(spark, cfg, workflow) -> None:
     from pricing.platform.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"num_workers=3 .* only 2 tasks at once"):

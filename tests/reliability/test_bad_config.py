@@ -19,9 +19,10 @@ SQL = ["x; DROP TABLE silver.listings", "x`y", "o'hare", 'a"b', "a b", "a--b", "
 
 
 def _cli(capsys: pytest.CaptureFixture[str], root: Path, *sets: str, job: str = "score") -> str:
-    rc = main([*[a for s in (f"storage.root={root}", *sets) for a in ("--set", s)], job])
+    with pytest.raises(SystemExit) as exit_:
+        main([*[a for s in (f"storage.root={root}", *sets) for a in ("--set", s)], job])
     err = capsys.readouterr().err
-    assert rc == 2, err
+    assert exit_.value.code == 2, err
     assert not root.exists(), "a failed configuration created state"
     return err
 

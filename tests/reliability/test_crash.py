@@ -47,7 +47,7 @@ def _first_stage(ref: Config) -> list[str]:
     return dates[: len(dates) // 2]
 
 
-def _restricted(spark: SparkSession, cfg: Config, logical: str, files: set[str]):  # type: ignore[no-untyped-def]
+def _restricted(spark: SparkSession, cfg: Config, logical: str, files: set[str]):
     df = rows(spark, cfg, logical)
     return df.where(F.col("source_file").isin(*files))
 

@@ -105,6 +105,7 @@ def _clean_violations(event_type: str) -> F.Column:
     return bad
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
@@ -151,7 +152,7 @@ HOSTILE_LINES = [
 
 
 @pytest.mark.slow
-def test_a_hostile_landing_file_is_ingested_without_loss(spark: SparkSession, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_hostile_landing_file_is_ingested_without_loss(spark: SparkSession, tmp_path) -> None:
     cfg: Config = tiny_cfg(tmp_path / "state")
     landing = cfg.state_path(cfg.ingest.landing_dir)
     for event_type in schemas.LANDING:

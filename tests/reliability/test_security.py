@@ -130,6 +130,7 @@ def test_offline_rewrite_removes_every_external_load() -> None:
     assert "local.js" in out and "observed 12 rows" in out and CSP in out
 
 
+@pytest.mark.slow
 def test_data_docs_and_model_cards_load_nothing_from_outside(ref: Config) -> None:
     docs = sorted(ref.state_path(ref.validate_.data_docs_dir).rglob("*.htm*"))
     cards = sorted((ref.state_dir / "mlartifacts").rglob("model_card.md"))
@@ -148,8 +149,9 @@ def test_scoring_loads_the_champion_by_version_never_a_path(spark: SparkSession,
 
     # No setting can hand scoring a model path or URI.
     assert not [f for f in ScoreConfig.model_fields if re.search(r"path|uri|file|model$", f)]
-    rc = main(["--set", f"storage.root={ref.state_dir}", "--set", "score.model_path=/tmp/evil", "score"])
-    assert rc == 2 and "unknown key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--set", f"storage.root={ref.state_dir}", "--set", "score.model_path=/tmp/evil", "score"])
+    assert exit_.value.code == 2 and "unknown key" in capsys.readouterr().err
     # What it loads: the registry's model name and the version `champion` points at.
     tracking.setup(ref)
     from mlflow.tracking import MlflowClient

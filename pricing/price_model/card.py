@@ -1,0 +1,86 @@
+"""What a training run documents about its price model: the markdown model card and the report artifacts
+(segment metrics, feature importance, plots) logged to the active MLflow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import mlflow
+
+from pricing.platform.config import Config
+from pricing.platform.tables import TableRef
+from pricing.price_model import plots
+from pricing.price_model.predictor import ALL, PricePredictor
+from pricing.price_model.training import Evaluation, Split
+
+
+def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dict[str, int], ev: Evaluation,
+               predictor: PricePredictor, fit_s: float) -> str:
+    """A short markdown card: data window (``ref`` at Delta ``version``, ``split``, ``rows``), the model,
+    ``ev``'s metrics against the baselines and the noise floor, its weakest segments, sanity, limits."""
+    metrics, base, floor, problems, seg = ev.metrics, ev.baselines, ev.noise_floor, ev.problems, ev.segments
+    iv = predictor.intervals
+    lines = [
+        f"# Model card: `{cfg.mlflow.model_name}`", "",
+        "Suggested price (p50) and 80% range (p10-p90) for a secondhand-fashion listing at listing time.", "",
+        "## Data",
+        f"- Training table: `{ref}` at Delta version {version}",
+        f"- Train: sales before {split.valid_start:%Y-%m-%d %H:%M} ({rows['train']:,} rows); validation (early stopping, range "
+        f"calibration): {split.valid_start:%Y-%m-%d %H:%M} .. {split.test_start:%Y-%m-%d %H:%M} ({rows['valid']:,}); test (never used to "
+        f"choose anything): {split.test_start:%Y-%m-%d %H:%M} .. {split.end:%Y-%m-%d %H:%M} ({rows['test']:,})",
+        f"- Features ({len(predictor.features)}): listing attributes, seller history strictly before listing time,"
+        " text flags, market stats as of the listing day", "",
+        "## Model",
+        f"- xgboost.spark, `reg:squarederror` on log1p(price), {cfg.train.num_workers} workers, "
+        f"best iteration {predictor.median.best_iteration if hasattr(predictor.median, 'best_iteration') else 'n/a'}"
+        f", fit {fit_s:.0f} s",
+        f"- Range: {iv.method}" + (f", split-conformal per `{iv.segment_feature}` ({len(iv.offsets) - 1} segments "
+                                  f"with >= {cfg.train.interval_min_rows} validation rows, the rest global: "
+                                  f"p10 = p50 x exp({iv.offsets[ALL][0]:+.3f}), p90 = p50 x "
+                                  f"exp({iv.offsets[ALL][1]:+.3f}))" if iv.method == "conformal" else
+                                  " boosting (p10 and p90 models)"), "",
+        "## Test metrics", "",
+        "| model | RMSLE | MAE | MAPE |", "|---|---|---|---|",
+        f"| **this model** | **{metrics['rmsle']:.4f}** | {metrics['mae']:.2f} | {metrics['mape']:.3f} |",
+        *[f"| baseline: {k.replace('_', ' ')} | {v['rmsle']:.4f} | {v['mae']:.2f} | {v['mape']:.3f} |"
+          for k, v in base.items()],
+    ]
+    if floor:
+        lines.append(f"| noise floor (simulator truth) | {floor:.4f} | | |")
+    lines += ["", f"80% range: coverage {metrics['coverage_80']:.3f}, mean width {metrics['width_80']:.2f}; "
+                  f"pinball p10 {metrics['pinball_p10']:.4f}, p50 {metrics['pinball_p50']:.4f}, "
+                  f"p90 {metrics['pinball_p90']:.4f}."]
+    if floor:
+        lines.append(f"RMSLE / noise floor = **{metrics['rmsle'] / floor:.3f}** (1.0 is the best achievable).")
+    worst = seg[seg["rows"] >= cfg.promote.min_segment_rows].nlargest(5, "rmsle")
+    lines += ["", f"## Weakest segments (>= {cfg.promote.min_segment_rows} test rows)", "",
+              "| segment | value | rows | RMSLE | coverage |", "|---|---|---|---|---|",
+              *[f"| {r.segment} | {r.value} | {r.rows:,} | {r.rmsle:.4f} | {r.coverage_80:.3f} |"
+                for r in worst.itertuples()],
+              "", "Full table: `segment_metrics.csv`.", "",
+              "## Sanity", "", "passed" if not problems else "\n".join(f"- {p}" for p in problems), "",
+              "## Known limits",
+              "- Trained on sold listings only: unsold items (priced too high) are not labels, so suggestions for "
+              "unusual items lean on their segment's sold prices.",
+              "- Rare brands and categories have little support; their range is the global conformal range.",
+              "- The suggestion is made at listing time; it does not use the seller's asking price.",
+              "- Market stats shift with seasons: retrain at least monthly."]
+    return "\n".join(lines) + "\n"
+
+
+def log_report(tmp: Path, ev: Evaluation, predictor: PricePredictor) -> None:
+    """Into the active MLflow run: ``segment_metrics.csv`` (and as a table), ``feature_importance.json`` (total
+    gain, largest first) and the plots (importance, residuals, calibration, segment RMSLE); files go via ``tmp``."""
+    test, seg = ev.test, ev.segments
+    seg.to_csv(tmp / "segment_metrics.csv", index=False)
+    mlflow.log_artifact(str(tmp / "segment_metrics.csv"))
+    mlflow.log_table(seg, "segment_metrics.json")
+    gain = cast(dict[str, float], predictor.median.get_score(importance_type="total_gain"))
+    mlflow.log_dict(dict(sorted(gain.items(), key=lambda kv: -kv[1])), "feature_importance.json")
+    for png in (plots.feature_importance(gain, tmp / "feature_importance.png"),
+                plots.residuals(test["label"].to_numpy(), test["p50_log"].to_numpy(), tmp / "residuals.png"),
+                plots.calibration(test["label"].to_numpy(), test["p10_log"].to_numpy(), test["p50_log"].to_numpy(),
+                                  test["p90_log"].to_numpy(), tmp / "calibration.png"),
+                plots.segment_rmsle(seg, tmp / "segment_rmsle.png")):
+        mlflow.log_artifact(str(png), "plots")
