@@ -1,19 +1,7 @@
 """demand: train the demand model (P(sold within H days | features, price)), identified by the price-exploration
 experiment, tracked in MLflow, registered, aliased `challenger` when sane and `champion` when it beats the last.
-
-Steps (``pricing.demand_model.estimator`` explains the model):
-1. Two value boosters, the price model's recipe, cross-fitted on the two halves of the sold listings.
-2. A distributed ``SparkXGBClassifier`` on the control arm (listings the experiment left alone) that were listed
-   at least H days before the latest listing (so their label is known): features, log value, log(own price /
-   value) with a monotone decreasing constraint.  Time split by listing time: train, validation (early
-   stopping), test (metrics only).
-3. The price response: per leaf category, the elasticity ``theta`` that best explains the treatment arm's sales
-   under its randomised price nudges, given the classifier's probability at the seller's own price (penalised
-   maximum likelihood by Fisher scoring, each iteration one Spark aggregation).
-   Then the survival layer: a gamma frailty and the shape of the cumulative hazard over time since listing, by
-   maximum likelihood on the treatment arm's sale times (out of sample for the classifier).
-4. Test metrics of the served model and of the naive one (the classifier's own price slope); elasticities
-   against the simulator's truth when it exists (evaluation only); a monotonicity check.
+The steps are in ``pricing.demand_model.training``; test metrics, elasticities against the truth (evaluation only)
+and the monotonicity check in ``pricing.demand_model.evaluation``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Library half of the ``demand`` job (``jobs/demand.py`` reads, calls these, writes, logs and sums up;
-``pricing.demand_model.evaluation`` judges the fitted model).
+"""Fitting the demand model, P(sold within H days | features, price), identified by the price-exploration
+experiment (``pricing.demand_model.estimator`` explains the model; ``pricing.demand_model.evaluation`` judges it).
 
-demand: train the demand model (P(sold within H days | features, price)), identified by the price-exploration
-experiment, tracked in MLflow, registered, aliased `challenger` when sane and `champion` when it beats the last.
-
-Steps (``pricing.demand_model.estimator`` explains the model):
 1. Two value boosters, the price model's recipe, cross-fitted on the two halves of the sold listings.
 2. A distributed ``SparkXGBClassifier`` on the control arm (listings the experiment left alone) that were listed
    at least H days before the latest listing (so their label is known): features, log value, log(own price /
@@ -15,8 +11,6 @@ Steps (``pricing.demand_model.estimator`` explains the model):
    maximum likelihood by Fisher scoring, each iteration one Spark aggregation).
    Then the survival layer: a gamma frailty and the shape of the cumulative hazard over time since listing, by
    maximum likelihood on the treatment arm's sale times (out of sample for the classifier).
-4. Test metrics of the served model and of the naive one (the classifier's own price slope); elasticities
-   against the simulator's truth when it exists (evaluation only); a monotonicity check.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""Library half of the ``experiment`` job (``jobs/experiment.py`` reads, calls these, writes, logs and sums up).
-
-experiment: design, simulate and read seller-randomised A/B tests of pricing policies.
-
-    pricing experiment simulate   # assignment + outcomes of a simulated experiment -> ml.experiment_outcomes
-    pricing experiment analyse    # SRM, balance, CUPED / delta-method effects -> ml.experiment_results + MLflow
-    pricing experiment design     # power and sample size from the sellers' historical variance
-
-Settings: the ``experiment`` section of the config.  ``simulate`` needs the simulator's ``truth.listings``
-(the true demand of every listing); ``analyse`` and ``design`` read only what a real experiment would
-have, plus ``truth.experiment_effects`` when it exists, to report whether the intervals cover the truth.
+"""The Spark side of ``pricing experiment simulate | analyse | design``: experiment windows and listings, simulated
+outcomes with their true effects, result frames, the SRM check and the power table.  ``simulate`` reads the
+simulator's ``truth.listings``; ``analyse`` and ``design`` read only what a real experiment would have, plus
+``truth.experiment_effects`` when it exists, to report whether the intervals cover the truth.
 """
 
 from __future__ import annotations

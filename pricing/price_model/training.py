@@ -1,10 +1,5 @@
-"""Library half of the ``train`` job (``jobs/train.py`` reads, calls these, writes, logs and sums up).
-
-train: distributed xgboost.spark price model (median + p10/p90 range) on a time split, judged against
-baselines and the noise floor, tracked in MLflow, registered, aliased `challenger` when sane.
-
-Split by sale time: train on older sales, early-stop and calibrate the range on the next weeks
-(validation), report on the most recent weeks (test), which never choose anything.
+"""Training the price model: the time split, xgboost.spark fits (median, conformal or quantile range), optional
+tuning, and the evaluation against baselines and the noise floor that ``jobs/train.py`` logs and registers.
 """
 
 from __future__ import annotations
