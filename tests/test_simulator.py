@@ -3,17 +3,24 @@ secondhand-marketplace statistics (the Mercari Price Suggestion data, 1.48M list
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from pricing.matching import products as matching
 from pricing.platform.config import Config
+from pricing.platform.errors import ConfigError
+from pricing.world import hard as hw
 from pricing.world.export import export_lines
 from pricing.world.simulator import simulate
 
 # Mercari: median price about 17, mean about 27, sd of log1p(price) about 0.75, about 43% without a
 # brand, condition mix 1..5 roughly 43/25/29/2/0.2 %.  Tolerances are what 20k simulated sales can hold.
 MERCARI = {"median": (17.0, 2.5), "mean": (27.0, 4.0), "sd_log1p": (0.75, 0.06), "no_brand": (0.43, 0.02)}
+STANDARD_WORLD_400 = "368ec58cf065fbf1"
+"""Fingerprint of a 400-listing standard world (see test_the_standard_world_does_not_change)."""
 CONDITION_MIX = {"new_with_tags": 0.43, "like_new": 0.25, "good": 0.29, "used": 0.02, "fair": 0.002}
 
 
@@ -93,3 +100,66 @@ def test_canonical_products_are_one_item_titled_many_ways(sales) -> None:
     named = inst.where(F.lower("title").contains(F.lower(F.split("line_name", " ")[0]))).count() / inst.count()
     assert 0.93 <= named <= 0.99
     assert inst.where(F.col("colour") == F.col("product_colour")).count() / inst.count() >= 0.94
+
+
+# ---- the hard world (simulator.world: hard) -----------------------------------------------------------------
+def test_the_standard_world_is_the_default_and_a_world_must_be_known(cfg) -> None:
+    assert cfg.simulator.world == "standard"
+    with pytest.raises(ConfigError, match="world"):
+        cfg.with_overrides(["simulator.world=harder"])
+
+
+@pytest.mark.slow
+def test_the_standard_world_does_not_change(spark, cfg) -> None:
+    # Tests and published figures depend on the standard world row for row: a fingerprint of a small one
+    # (every listing's title, brand, attributes and prices, and the truth's product ids).
+    sim = simulate(spark, _world(cfg, 2).with_overrides(["simulator.n_listings=400"]).simulator)
+    rows = sim.listings.select("listing_id", "title", "brand", "subcategory", "colour", "size", "list_price",
+                               "product_id", "created_at").orderBy("listing_id").collect()
+    sim.listings.unpersist()
+    digest = hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()[:16]
+    assert digest == STANDARD_WORLD_400
+
+
+@pytest.fixture(scope="module")
+def hard(spark, cfg):
+    # Few instances per product: many products, so many model families (namesakes are a share of families).
+    sim = simulate(spark, cfg.with_overrides(["simulator.n_listings=6000", "simulator.n_brands=300",
+                                              "simulator.listings_per_product=5", "simulator.world=hard"]).simulator)
+    yield sim.listings
+    sim.listings.unpersist()
+
+
+def test_the_hard_world_titles_with_words_the_matcher_never_saw(hard) -> None:
+    held_out = {w for options in [*hw.COLOUR_WORDS.values(), *hw.ITEM_WORDS.values(), hw.FILLERS,
+                                  *hw.SIZES.values()] for o in options for w in o.replace("-", " ").split()}
+    unknown = held_out - matching.GENERIC
+    assert len(unknown) >= 0.6 * len(held_out) and {"noir", "sage", "trnrs", "vgc", "euc", "tts", "lrg"} <= unknown
+    words = {w for r in hard.select(F.lower("title").alias("t")).collect() for w in r.t.split()}
+    assert len(unknown & words) >= 0.9 * len(unknown)
+
+
+def test_the_hard_world_has_lots_accessories_namesakes_and_gaps(hard) -> None:
+    kinds = {r["_kind"]: r["count"] for r in hard.groupBy("_kind").count().collect()}
+    would_be = kinds["item"] + kinds["lot"] + kinds["accessory"]
+    assert 0.03 <= kinds["lot"] / would_be <= 0.07 and 0.03 <= kinds["accessory"] / would_be <= 0.07
+    # Lots and accessories name the product (its model name's first word) but are no product; they cost more
+    # (a lot) or far less (an accessory) than the product's instances.
+    others = hard.where(F.col("_kind").isin("lot", "accessory"))
+    assert others.where(F.col("product_id").isNotNull()).count() == 0
+    named = others.where(F.lower("title").contains(F.lower(F.split("_line_name", " ")[0]))).count()
+    assert named >= 0.85 * others.count()
+    price = {r["_kind"]: r["p"] for r in hard.where(F.col("_kind").isNotNull()).groupBy("_kind")
+             .agg(F.expr("percentile(list_price, 0.5)").alias("p")).collect()}
+    assert price["lot"] > 1.5 * price["item"] > 5 * price["accessory"]
+    # Namesakes: one model name under two or more brands, as different products.
+    names = hard.where("_kind = 'item'").groupBy("line_name").agg(F.countDistinct("_brand_text").alias("brands"))
+    assert names.where("brands > 1").count() >= 3
+    # Brand missing as an attribute on some product instances; the model number left out of some titles.
+    items = hard.where("_kind = 'item'")
+    assert 0.02 <= items.where(F.col("brand").isNull()).count() / items.count() <= 0.09
+    numbered = items.where(F.col("line_name").rlike(r" \d+$")).where(  # titles that spell the name right
+        F.expr("lower(title) rlike concat('(^| )', lower(split(line_name, ' ')[0]))"))
+    spelt = F.expr("lower(title) rlike concat(lower(split(line_name, ' ')[0]), '[ -]?', split(line_name, ' ')[1])")
+    no_number = numbered.where(~spelt).count() / numbered.count()
+    assert 0.03 <= no_number <= 0.15

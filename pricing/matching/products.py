@@ -39,8 +39,12 @@ Pipeline (every step a pure function on DataFrames; the job at the edge reads an
    OR-ed: no AND-amplification), kept for the measured comparison in ``bench/matching.py``.
 6. **Decision**: a pair is the **same product** when its similarity is at least ``threshold``, the model
    numbers are the same, the type (subcategory) is the same and the colours agree (the colour words both titles name overlap; if either
-   title names none, the colour attributes are equal).  Every candidate pair at or above ``min_similarity``
-   is kept as a **comparable** (the same line in another colourway, a near namesake).
+   title names none, the colour attributes are equal), and neither listing has a **kind word**
+   (:func:`kind_vocabulary`: a generic word learned from asking prices to mark lots and accessories, which are
+   no instance of anything).  A title **without a model number** is the same product as one with, when their
+   model names' letters are equal, while only one numbered variant of the name has been seen in the block and
+   type (as of the pair's ``known_at``).  Every candidate pair at or above ``min_similarity`` is kept as a
+   **comparable** (the same line in another colourway, a near namesake).
 7. **Clusters**: connected components of the same-product pairs (min-label propagation with pointer jumping).
 
 Every pair's similarity and decision depend on the two listings and on listings created no later than
@@ -55,6 +59,7 @@ never read them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -112,6 +117,12 @@ COLOUR_MIN_LISTINGS = 20
 """A learned generic word names a colour once at least this many listings with a colour attribute used it ..."""
 COLOUR_MIN_SHARE = 0.7
 """... and at least this share of them have one colour (the colour it names)."""
+KIND_MIN_LISTINGS = 20
+"""A generic word marks a listing that is not a plain instance (a lot, a box, a receipt) once at least this many
+listings used it ..."""
+KIND_MIN_LOG_RATIO = math.log(1.6)
+"""... and their asking prices were, on average, at least this far (log scale: x1.6 or /1.6) from their brand x
+type's running mean (see :func:`kind_vocabulary`)."""
 
 
 def _typo_spellings(word: str) -> set[str]:
@@ -148,6 +159,7 @@ other generic word is learned from the listings (:func:`learned_vocabulary`)."""
 _COLOUR_CANON = {**{c: c for c in BASIC_COLOURS}, **COLOUR_SYNONYMS}
 _COLOUR_TYPOS = {t: c for w, c in _COLOUR_CANON.items() for t in _typo_spellings(w) if t not in _COLOUR_CANON}
 VOCABULARY_SCHEMA = "word string, generic boolean, since timestamp, colour string, colour_since timestamp"
+KIND_SCHEMA = "word string, kind_since timestamp"
 
 
 def seed_vocabulary(spark: SparkSession) -> DataFrame:
@@ -160,8 +172,10 @@ def learned_vocabulary(listings: DataFrame) -> DataFrame:
     """The generic words the listings themselves show, each with the time it became generic (``since``) and,
     for a colour word, the colour and the time it came to name it (``colour_since``).
 
-    A word outside the seed, other than a listing's own brand words, a stop word or a word with a digit (model
-    numbers are shared by many brands and still tell models apart), becomes generic at the first listing time
+    A word outside the seed, other than a listing's own brand words, a stop word or a number (model numbers
+    are shared by many brands and still tell models apart; words mixing letters and digits, such as ``8uk``,
+    ``eu36`` or ``2xl``, are learned like any word: a joined model name such as ``vemora90`` is one brand's),
+    becomes generic at the first listing time
     ``t`` at which, among the listings created at or before ``t``, the titles of at least
     :data:`LEARN_MIN_BRANDS` distinct brands have used it; it stays generic from then on.  A generic word
     names colour ``c`` from the first time at which at least :data:`COLOUR_MIN_LISTINGS` of its listings so
@@ -171,7 +185,7 @@ def learned_vocabulary(listings: DataFrame) -> DataFrame:
     """
     seed = F.broadcast(seed_vocabulary(listings.sparkSession).select("word"))
     rows = (_listing_words(_keyed(listings))
-            .where(~F.col("_own_brand") & ~F.col("word").rlike(r"\d") & ~F.col("word").isin(*sorted(STOPWORDS)))
+            .where(~F.col("_own_brand") & ~F.col("word").rlike(r"^\d+$") & ~F.col("word").isin(*sorted(STOPWORDS)))
             .join(seed, "word", "left_anti")
             .select("word", "created_at", "listing_id", "_brand", "_attr_colour")
             # One shuffle: every window below is partitioned by the word (and more).
@@ -203,12 +217,49 @@ def learned_vocabulary(listings: DataFrame) -> DataFrame:
         F.col("_c.created_at").alias("colour_since"))
 
 
+def kind_vocabulary(listings: DataFrame) -> DataFrame:
+    """``word, kind_since``: words that say a listing is not a plain instance of a product (a lot of several, the
+    box, the receipt, a dust bag for it), learned from asking prices: such a listing sells something else, so it
+    is priced far from the items it names.
+
+    For each listing, the log asking price's **residual** against the running mean of the log asking prices
+    of its brand x type (subcategory, else category) as of its time.  A word (not a number, a stop word or
+    the listing's own brand) becomes a kind word at the first listing time ``t`` at which at least
+    :data:`KIND_MIN_LISTINGS` listings created at or before ``t`` used it and their mean residual is at least
+    :data:`KIND_MIN_LOG_RATIO` in size.  Condition and sales words shift a price far less (``deadstock`` or a
+    stain: about x1.3), colour and type words not at all on average.  Only ever looks back.  Reads
+    ``listing_id, created_at, title, brand, category, subcategory, list_price``; without ``list_price``,
+    nothing is learned."""
+    spark = listings.sparkSession
+    if "list_price" not in listings.columns:
+        return spark.createDataFrame([], KIND_SCHEMA)
+    priced = listings.where(F.col("list_price") > 0)
+    ref = (Window.partitionBy(F.lower("brand"), F.coalesce("subcategory", "category")).orderBy("created_at")
+           .rangeBetween(Window.unboundedPreceding, Window.currentRow))
+    resid = (F.log("list_price") - F.avg(F.log("list_price")).over(ref)).alias("_resid")
+    words = (_listing_words(_keyed(priced))
+             .where(~F.col("_own_brand") & ~F.col("word").rlike(r"^\d+$") & ~F.col("word").isin(*sorted(STOPWORDS)))
+             .select("word", "created_at", "listing_id")
+             .join(priced.where(F.col("brand").isNotNull()).select("listing_id", resid), "listing_id")
+             .repartition("word"))
+    upto = (Window.partitionBy("word").orderBy("created_at")
+            .rangeBetween(Window.unboundedPreceding, Window.currentRow))
+    stats = words.select("word", "created_at", F.count("*").over(upto).alias("_n"),
+                         F.avg("_resid").over(upto).alias("_mean"))
+    is_kind = (F.col("_n") >= KIND_MIN_LISTINGS) & (F.abs("_mean") >= KIND_MIN_LOG_RATIO)
+    return (stats.groupBy("word").agg(F.min(F.when(is_kind, F.col("created_at"))).alias("kind_since"))
+            .where(F.col("kind_since").isNotNull()))
+
+
 def vocabulary(listings: DataFrame) -> DataFrame:
-    """``word, generic, since, colour, colour_since``: the seed (:func:`seed_vocabulary`) and the words learned
-    from ``listings`` (:func:`learned_vocabulary`).  A word is generic for a listing created at ``t`` when
-    ``since`` is null or at most ``t``, and names ``colour`` when, besides, ``colour_since`` is null or at most
-    ``t``.  Small: broadcast into the token join."""
-    return seed_vocabulary(listings.sparkSession).unionByName(learned_vocabulary(listings))
+    """``word, generic, since, colour, colour_since, kind_since``: the seed (:func:`seed_vocabulary`) and the
+    words learned from ``listings`` (:func:`learned_vocabulary`), with when each became a kind word
+    (:func:`kind_vocabulary`; null: never).  A word is generic for a listing created at ``t`` when ``since`` is
+    null or at most ``t``; it names ``colour`` when, besides, ``colour_since`` is null or at most ``t``, and
+    marks the listing as no plain instance when, besides, ``kind_since`` is at most ``t``.  Small: broadcast
+    into the token join."""
+    words = seed_vocabulary(listings.sparkSession).unionByName(learned_vocabulary(listings))
+    return words.join(kind_vocabulary(listings), "word", "left")
 
 
 # ---- normalisation ------------------------------------------------------------------------------------------
@@ -264,7 +315,7 @@ def _listing_words(keyed: DataFrame) -> DataFrame:
 
 def match_keys(listings: DataFrame, vocab: DataFrame) -> DataFrame:
     """One row per **version** of each branded listing that names a model: ``listing_id, created_at, brand,
-    category, subcategory, colour, block, model_words, colour_words, shingles, numbers, valid_from,
+    category, subcategory, colour, block, model_words, colour_words, kind_words, shingles, numbers, valid_from,
     valid_to``.
 
     ``listings`` needs ``listing_id, created_at, title, brand, category, subcategory, colour``.  Words are
@@ -273,27 +324,39 @@ def match_keys(listings: DataFrame, vocab: DataFrame) -> DataFrame:
     (a learned word's ``since``), the listing gets another version without it, valid from then on: a pair is
     judged with both listings' versions valid at its ``known_at``, so both are read with one vocabulary, the
     one known when the pair became knowable.  ``valid_to`` is null for the last version (the vocabulary as
-    of the build); a version left without model words names no product and is dropped.  Colour words stay as
-    of the listing's own time.
+    of the build); a version left without model words names no product and is dropped.  Likewise a word that
+    becomes a **kind word** later (:func:`kind_vocabulary`: it marks a lot or an accessory) is added to the
+    listing's ``kind_words`` in a version valid from then on.  Colour words stay as of the listing's own time.
     """
     keyed = _keyed(listings)
     words = _listing_words(keyed).join(F.broadcast(vocab.withColumnRenamed("colour", "_word_colour")), "word", "left")
     at = F.col("created_at")
     generic = F.coalesce(F.col("generic"), F.lit(False)) & F.coalesce(F.col("since") <= at, F.lit(True))
     names_colour = generic & F.coalesce(F.col("colour_since") <= at, F.lit(True))
+    marks_kind = generic & F.coalesce(F.col("kind_since") <= at, F.lit(False))
     model = ~generic & ~F.col("_own_brand") & ~F.col("word").isin(*sorted(STOPWORDS))
     per_listing = words.groupBy("listing_id").agg(
         F.array_sort(F.collect_set(F.when(model, F.col("word")))).alias("model_words"),
         F.array_sort(F.collect_set(F.when(names_colour, F.col("_word_colour")))).alias("colour_words"),
-        # Model words now that the vocabulary learns as generic later, in the order it does.
-        F.array_sort(F.collect_set(F.when(model & F.col("since").isNotNull(), F.struct("since", "word"))))
-        .alias("_later"))
+        F.array_sort(F.collect_set(F.when(marks_kind, F.col("word")))).alias("kind_words"),
+        # What the vocabulary learns later, in the order it does: model words that become generic (dropped
+        # from then on) and words that become kind words (added).
+        F.array_sort(F.array_union(
+            F.collect_set(F.when(model & F.col("since").isNotNull(),
+                                 F.struct("since", "word", F.lit(False).alias("kind")))),
+            F.collect_set(F.when(~marks_kind & F.col("kind_since").isNotNull() & ~F.col("_own_brand")
+                                 & ~F.col("word").isin(*sorted(STOPWORDS)),
+                                 F.struct(F.greatest(F.coalesce(F.col("since"), at), F.col("kind_since")).alias("since"),
+                                          "word", F.lit(True).alias("kind")))))).alias("_later"))
     v, later = F.col("_v"), F.col("_later")
+    learned = F.slice(later, 1, v)
     versions = (keyed.drop("_norm", "_brand_words").join(per_listing, "listing_id")
                 .where(F.size("model_words") > 0)
                 .withColumn("_v", F.explode(F.sequence(F.lit(0), F.size(later))))
                 .withColumn("model_words", F.array_except(
-                    "model_words", F.transform(F.slice(later, 1, v), lambda x: x["word"])))
+                    "model_words", F.transform(F.filter(learned, lambda x: ~x["kind"]), lambda x: x["word"])))
+                .withColumn("kind_words", F.array_sort(F.array_union(
+                    "kind_words", F.transform(F.filter(learned, lambda x: x["kind"]), lambda x: x["word"]))))
                 .withColumn("valid_from", F.when(v == 0, at).otherwise(F.try_element_at(later, v)["since"]))
                 .withColumn("valid_to", F.when(v < F.size(later), F.try_element_at(later, v + 1)["since"]))
                 .where((F.size("model_words") > 0)
@@ -303,7 +366,9 @@ def match_keys(listings: DataFrame, vocab: DataFrame) -> DataFrame:
             .withColumn("block", F.concat_ws("\u001f", F.lower("brand"), F.lower("category")))
             .withColumn("shingles", bigrams(F.col("model_words")))
             .withColumn("numbers", F.array_sort(F.array_distinct(
-                F.regexp_extract_all(F.concat_ws(" ", "model_words"), F.lit(r"(\d+)"), 1)))))
+                F.regexp_extract_all(F.concat_ws(" ", "model_words"), F.lit(r"(\d+)"), 1))))
+            .withColumn("letters", F.array_sort(F.array_distinct(F.filter(
+                F.transform("model_words", lambda w: F.regexp_replace(w, r"\d+", "")), lambda w: F.length(w) > 0)))))
 
 
 def _valid(t: Column, valid_from: Column, valid_to: Column) -> Column:
@@ -311,7 +376,7 @@ def _valid(t: Column, valid_from: Column, valid_to: Column) -> Column:
 
 
 # ---- candidates ---------------------------------------------------------------------------------------------
-GROUP_KEY = ("block", "subcategory", "colour", "colour_words", "numbers", "shingles")
+GROUP_KEY = ("block", "subcategory", "colour", "colour_words", "kind_words", "numbers", "letters", "shingles")
 
 
 def groups(keys: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -321,6 +386,14 @@ def groups(keys: DataFrame) -> tuple[DataFrame, DataFrame]:
     gid = F.xxhash64(*[F.col(c) for c in GROUP_KEY])
     members = keys.withColumn("group_id", gid)
     grouped = members.groupBy("group_id", *GROUP_KEY).agg(F.count("*").alias("n"))
+    # When a model name (its letters, in a block and type) was first seen with a second set of model numbers:
+    # from then on, a title that leaves the number out is ambiguous (``second_variant``; null: not yet).
+    line = [F.col("block"), F.coalesce("subcategory", F.lit("")).alias("_sub"), F.col("letters")]
+    variants = (keys.where(F.size("numbers") > 0).groupBy(*line, "numbers").agg(F.min("valid_from").alias("_first"))
+                .groupBy("block", "_sub", "letters")
+                .agg(F.try_element_at(F.array_sort(F.collect_list("_first")), F.lit(2)).alias("second_variant")))
+    grouped = (grouped.withColumn("_sub", F.coalesce("subcategory", F.lit("")))
+               .join(variants, ["block", "_sub", "letters"], "left").drop("_sub"))
     return grouped, members.select("group_id", "listing_id", "created_at", "valid_from", "valid_to")
 
 
@@ -363,23 +436,39 @@ def spark_ml_candidates(grp: DataFrame, cfg: MatchConfig) -> DataFrame:
 def decide(pairs: DataFrame, grp: DataFrame, cfg: MatchConfig) -> DataFrame:
     """Scores candidate group pairs: ``group_a, group_b, similarity, same_product`` for the pairs in the same
     block at or above ``min_similarity`` (a block check guards against hash collisions)."""
-    g = grp.select("group_id", *GROUP_KEY)
+    g = grp.select("group_id", *GROUP_KEY, "second_variant")
     a = g.select(*[F.col(c).alias(f"a_{c}") for c in g.columns])
     b = g.select(*[F.col(c).alias(f"b_{c}") for c in g.columns])
     scored = (pairs.join(a, F.col("group_a") == F.col("a_group_id")).join(b, F.col("group_b") == F.col("b_group_id"))
               .where(F.col("a_block") == F.col("b_block"))
               .withColumn("similarity", jaccard(F.col("a_shingles"), F.col("b_shingles"))))
+    a_num, b_num = F.col("a_numbers"), F.col("b_numbers")
+    others = rules_agree(F.col("a_subcategory"), F.col("b_subcategory"), F.col("a_colour"), F.col("b_colour"),
+                         F.col("a_colour_words"), F.col("b_colour_words"), a_num, a_num,
+                         F.col("a_kind_words"), F.col("b_kind_words"))
+    eligible = others & (a_num == b_num)
+    # One title leaves the model number out, the other has one, the names are the same: the same product
+    # while only one numbered variant of the name has been seen (judged at the pair's known_at, in match).
+    gap = others & ((F.size(a_num) == 0) != (F.size(b_num) == 0)) & (F.col("a_letters") == F.col("b_letters"))
     return scored.where(F.col("similarity") >= cfg.min_similarity).select(
         "group_a", "group_b", "similarity",
-        same_product(F.col("similarity"), cfg.threshold, F.col("a_subcategory"), F.col("b_subcategory"),
-                     F.col("a_colour"), F.col("b_colour"), F.col("a_colour_words"), F.col("b_colour_words"),
-                     F.col("a_numbers"), F.col("b_numbers"))
-        .alias("same_product"))
+        ((F.col("similarity") >= cfg.threshold) & eligible).alias("same_product"), eligible.alias("eligible"),
+        gap.alias("number_gap"), F.coalesce("a_second_variant", "b_second_variant").alias("gap_until"))
 
 
 def same_product(similarity: Column, threshold: float, sub_a: Column, sub_b: Column, colour_a: Column,
-                 colour_b: Column, words_a: Column, words_b: Column, numbers_a: Column, numbers_b: Column) -> Column:
-    """The pairwise decision: similar model words, the same model numbers, the same type, agreeing colours.
+                 colour_b: Column, words_a: Column, words_b: Column, numbers_a: Column, numbers_b: Column,
+                 kind_a: Column | None = None, kind_b: Column | None = None) -> Column:
+    """The pairwise decision: similarity at least ``threshold`` and :func:`rules_agree`."""
+    return (similarity >= threshold) & rules_agree(sub_a, sub_b, colour_a, colour_b, words_a, words_b, numbers_a,
+                                                   numbers_b, kind_a, kind_b)
+
+
+def rules_agree(sub_a: Column, sub_b: Column, colour_a: Column, colour_b: Column, words_a: Column, words_b: Column,
+                numbers_a: Column, numbers_b: Column, kind_a: Column | None = None,
+                kind_b: Column | None = None) -> Column:
+    """Everything the same-product decision asks besides similarity: the same model numbers, the same type,
+    agreeing colours, and neither listing a lot or an accessory (no kind words).
 
     Model numbers (digit runs in the model words: ``vemora 90``, ``vemora90``) must be the same set: a
     model's number is what tells ``Vemora 90`` from ``Vemora 95``, whose words are otherwise alike.  Colours
@@ -389,14 +478,20 @@ def same_product(similarity: Column, threshold: float, sub_a: Column, sub_b: Col
     both_named = (F.size(words_a) > 0) & (F.size(words_b) > 0)
     colour_ok = F.when(both_named, F.arrays_overlap(words_a, words_b)).otherwise(
         F.coalesce(colour_a == colour_b, F.lit(True)))
-    return ((similarity >= threshold) & (numbers_a == numbers_b) & F.coalesce(sub_a == sub_b, F.lit(True))
-            & colour_ok)
+    out = (numbers_a == numbers_b) & F.coalesce(sub_a == sub_b, F.lit(True)) & colour_ok
+    if kind_a is not None and kind_b is not None:
+        # A lot of three or the box is not an instance of the product it names, nor of anything else.
+        out = out & (F.size(kind_a) == 0) & (F.size(kind_b) == 0)
+    return out
 
 
 @dataclass(frozen=True)
 class MatchResult:
     pairs: DataFrame
     """``listing_id, matched_listing_id, similarity, same_product, known_at``: both directions."""
+    decided: DataFrame
+    """:attr:`pairs` plus ``eligible`` (every rule of the decision but the similarity threshold holds): the
+    precision-recall curve over the threshold (:func:`pr_curve`)."""
     group_pairs: DataFrame
     """``group_a, group_b, similarity, same_product`` (a < b), the scored candidates (persisted)."""
     members: DataFrame
@@ -427,10 +522,14 @@ def match(listings: DataFrame, cfg: MatchConfig) -> MatchResult:
     # Scored once, read twice (listing pairs and clusters); the group attributes are then no longer needed.
     scored = decide(cand, grp, cfg).persist()
     # Listings of one group are each other's matches too (identical words, type and colours).
+    # (Not when they are lots or accessories: those are no instance of anything.)
+    plain = F.size("kind_words") == 0
     within = grp.where(F.col("n") > 1).select(F.col("group_id").alias("group_a"), F.col("group_id").alias("group_b"),
-                                              F.lit(1.0).alias("similarity"), F.lit(True).alias("same_product"))
+                                              F.lit(1.0).alias("similarity"), plain.alias("same_product"),
+                                              plain.alias("eligible"), F.lit(False).alias("number_gap"),
+                                              F.lit(None).cast("timestamp").alias("gap_until"))
     both = (scored.unionByName(scored.select(F.col("group_b").alias("group_a"), F.col("group_a").alias("group_b"),
-                                             "similarity", "same_product"))
+                                             "similarity", "same_product", "eligible", "number_gap", "gap_until"))
             .unionByName(within))
     m_a = members.select(F.col("group_id").alias("group_a"), "listing_id", F.col("created_at").alias("_ca"),
                          F.col("valid_from").alias("_fa"), F.col("valid_to").alias("_ta"))
@@ -440,11 +539,18 @@ def match(listings: DataFrame, cfg: MatchConfig) -> MatchResult:
     known_at = F.greatest("_ca", "_cb")
     # Each listing has one version valid at any time from its listing on: one row per listing pair, judged
     # with the vocabulary as of the pair's known_at.
-    pairs = (both.join(m_a, "group_a").join(m_b, "group_b")
-             .where((F.col("listing_id") != F.col("matched_listing_id")) & _valid(known_at, F.col("_fa"), F.col("_ta"))
-                    & _valid(known_at, F.col("_fb"), F.col("_tb")))
-             .select("listing_id", "matched_listing_id", "similarity", "same_product", known_at.alias("known_at")))
-    return MatchResult(pairs, scored, members, cand, keyed, n_groups, (grp, members, scored))
+    gap_ok = F.col("number_gap") & (F.col("gap_until").isNull() | (known_at < F.col("gap_until")))
+    decided = (both.join(m_a, "group_a").join(m_b, "group_b")
+               .where((F.col("listing_id") != F.col("matched_listing_id"))
+                      & _valid(known_at, F.col("_fa"), F.col("_ta")) & _valid(known_at, F.col("_fb"), F.col("_tb")))
+               .select("listing_id", "matched_listing_id", "similarity",
+                       (F.col("same_product") | (gap_ok & (F.col("similarity") >= cfg.threshold))).alias("same_product"),
+                       known_at.alias("known_at"), (F.col("eligible") | gap_ok).alias("eligible")))
+    # As of the build (what clusters read): a number gap holds while no second variant has been seen at all.
+    as_built = scored.select("group_a", "group_b", "similarity", (F.col("same_product") | (
+        F.col("number_gap") & F.col("gap_until").isNull() & (F.col("similarity") >= cfg.threshold))).alias("same_product"))
+    return MatchResult(decided.drop("eligible"), decided, as_built, members, cand, keyed, n_groups,
+                       (grp, members, scored))
 
 
 # ---- clusters -----------------------------------------------------------------------------------------------
@@ -524,6 +630,25 @@ def cluster_scores(clustered: DataFrame, truth: DataFrame) -> dict[str, float]:
     true_pairs = first_value(truth.where(F.col("product_id").isNotNull()).groupBy("product_id").count()
                              .agg(F.sum(_pairs_of(F.col("count")))))
     return _scores(int(predicted or 0), int(tp or 0), int(true_pairs or 0))
+
+
+def pr_curve(decided: DataFrame, truth: DataFrame, thresholds: Iterable[float]) -> list[dict[str, float]]:
+    """Pairwise precision and recall of the same-product decision at each similarity ``threshold`` (the other
+    rules as they are), from :attr:`MatchResult.decided`: one pass over the pairs.  Thresholds below the
+    comparables' ``min_similarity`` see only the pairs kept (the candidates are generated once)."""
+    ts = sorted(set(thresholds))
+    p = truth.select("listing_id", F.col("product_id").alias("_pa"))
+    q = truth.select(F.col("listing_id").alias("matched_listing_id"), F.col("product_id").alias("_pb"))
+    ok = decided.where("eligible").where(F.col("listing_id") < F.col("matched_listing_id"))
+    hit = (F.col("_pa") == F.col("_pb")).cast("long")
+    row = first_row(ok.join(p, "listing_id").join(q, "matched_listing_id").agg(*[
+        agg for i, t in enumerate(ts) for agg in (
+            F.count_if(F.col("similarity") >= t).alias(f"n{i}"),
+            F.sum(F.when(F.col("similarity") >= t, hit).otherwise(0)).alias(f"tp{i}"))]))
+    true_pairs = first_value(truth.where(F.col("product_id").isNotNull()).groupBy("product_id").count()
+                             .agg(F.sum(_pairs_of(F.col("count"))))) or 0
+    return [{"threshold": t, **_scores(int(row[f"n{i}"] or 0), int(row[f"tp{i}"] or 0), int(true_pairs))}
+            for i, t in enumerate(ts)]
 
 
 def _scores(predicted: int, tp: int, true_pairs: int) -> dict[str, float]:

@@ -29,6 +29,7 @@ from pyspark.sql import types as T
 from pricing.platform.config import SimulatorConfig
 from pricing.sources.exploration import price_nudge, uniform
 from pricing.world import catalogue as cd
+from pricing.world import hard as hw
 
 Uniform = Callable[[str], Column]
 """A seeded U(0,1) column per purpose string (the row's ids fixed): ``u("offer")``."""
@@ -144,16 +145,28 @@ def _with_products(cfg: SimulatorConfig, leaves: list, leaf_w: list[float]) -> C
     fashion = [(leaf[0], w) for leaf, w in zip(leaves, leaf_w, strict=True) if leaf[1] in ("women", "men")]
     n_prod = n_products(cfg)
     n_suffix = len(cd.LINE_SUFFIXES)
+    hard = cfg.world == "hard"
 
     def step(df: DataFrame) -> DataFrame:
         line_u = lambda salt: uniform(s, salt, "_line_id")  # noqa: E731
         family_u = lambda salt: uniform(s, salt, "_family_id")  # noqa: E731
+        # Names (and, in the hard world, a namesake family's leaf) come from the naming family and line.
+        name_line_u, name_family_u = line_u, family_u
         is_product = F.col("brand_idx").isNotNull() & (uniform(s, "is_product", "listing_id") < cfg.product_share)
         product = F.floor(F.lit(n_prod) * F.pow(uniform(s, "product", "listing_id"), PRODUCT_POPULARITY))
         df = (df.withColumn("product_id", F.when(is_product, product).cast("long"))
               .withColumn("_line_id", F.floor(F.col("product_id") / cd.COLOURWAYS).cast("long"))
               .withColumn("_family_id", F.floor(F.col("_line_id") / 2).cast("long")))
-        numbered = family_u("family_numbered") < NUMBERED_FAMILY_SHARE
+        if hard:
+            # A namesake family is named like the family before it (another brand, the same leaf).
+            namesake = (family_u("hard_namesake") < hw.NAMESAKE_SHARE) & (F.col("_family_id") > 0)
+            df = (df.withColumn("_namesake", namesake)
+                  .withColumn("_name_family_id", F.when(namesake, F.col("_family_id") - 1)
+                              .otherwise(F.col("_family_id")))
+                  .withColumn("_name_line_id", F.col("_name_family_id") * 2 + F.pmod(F.col("_line_id"), F.lit(2))))
+            name_line_u = lambda salt: uniform(s, salt, "_name_line_id")  # noqa: E731
+            name_family_u = lambda salt: uniform(s, salt, "_name_family_id")  # noqa: E731
+        numbered = name_family_u("family_numbered") < NUMBERED_FAMILY_SHARE
         syl = F.array(*[F.lit(x) for x in _SYL])
 
         def word(u: Uniform) -> Column:
@@ -162,29 +175,35 @@ def _with_products(cfg: SimulatorConfig, leaves: list, leaf_w: list[float]) -> C
 
         suffixes = F.array(*[F.lit(x) for x in cd.LINE_SUFFIXES])
         # The two lines of a numbered family take model numbers half the list apart: never the same one.
-        family_number = F.element_at(suffixes, (F.pmod(F.floor(family_u("family_suffix") * n_suffix)
+        family_number = F.element_at(suffixes, (F.pmod(F.floor(name_family_u("family_suffix") * n_suffix)
                                                        + F.pmod(F.col("_line_id"), F.lit(2)) * (n_suffix // 2),
                                                        F.lit(n_suffix)) + 1).cast("int"))
-        own_number = F.when(line_u("line_has_suffix") < 0.5,
-                            pick(list(cd.LINE_SUFFIXES), [1.0] * n_suffix, line_u("line_suffix")))
-        name = F.when(numbered, F.concat_ws(" ", word(family_u), family_number)).otherwise(
-            F.concat_ws(" ", word(line_u), own_number))
+        own_number = F.when(name_line_u("line_has_suffix") < 0.5,
+                            pick(list(cd.LINE_SUFFIXES), [1.0] * n_suffix, name_line_u("line_suffix")))
+        name = F.when(numbered, F.concat_ws(" ", word(name_family_u), family_number)).otherwise(
+            F.concat_ws(" ", word(name_line_u), own_number))
         first_colour = pick(list(range(len(cd.COLOURS))), list(COLOUR_WEIGHTS), line_u("line_colour"))
         colour_idx = F.pmod(first_colour + F.pmod(F.col("product_id"), F.lit(cd.COLOURWAYS)) * cd.COLOURWAY_STEP,
                             F.lit(len(cd.COLOURS)))
         colourway = F.element_at(F.array(*[F.lit(c) for c in cd.COLOURS]), (colour_idx + 1).cast("int"))
         near = F.element_at(F.create_map(*[F.lit(x) for kv in cd.NEAR_COLOUR.items() for x in kv]), colourway)
         line = lambda col: F.when(F.col("product_id").isNotNull(), col)  # noqa: E731
-        return (
+        brand = F.floor(F.lit(cfg.n_brands) * F.pow(family_u("family_brand"), 3.0)).cast("int")
+        leaf = pick([f[0] for f in fashion], [f[1] for f in fashion], family_u("family_leaf"))
+        if hard:
+            # A namesake never shares its naming family's brand.
+            named_by = F.floor(F.lit(cfg.n_brands) * F.pow(name_family_u("family_brand"), 3.0)).cast("int")
+            brand = F.when(F.col("_namesake") & (brand == named_by), F.pmod(brand + 1, F.lit(cfg.n_brands)))\
+                .otherwise(brand)
+            leaf = pick([f[0] for f in fashion], [f[1] for f in fashion], name_family_u("family_leaf"))
+        out = (
             df.withColumn("line_name", line(name))
             .withColumn("product_colour", line(colourway))
             .withColumn("product_effect", F.coalesce(line(LINE_EFFECT_SD * normal(s, "line_effect", "_line_id")
                                                           + COLOURWAY_EFFECT_SD * normal(s, "cw_effect", "product_id")),
                                                      F.lit(0.0)))
-            .withColumn("brand_idx", F.coalesce(line(F.floor(F.lit(cfg.n_brands) * F.pow(family_u("family_brand"), 3.0))
-                                                     .cast("int")), F.col("brand_idx")))
-            .withColumn("leaf_id", F.coalesce(line(pick([f[0] for f in fashion], [f[1] for f in fashion],
-                                                        family_u("family_leaf"))), F.col("leaf_id")))
+            .withColumn("brand_idx", F.coalesce(line(brand), F.col("brand_idx")))
+            .withColumn("leaf_id", F.coalesce(line(leaf), F.col("leaf_id")))
             .withColumn("mat_idx", F.coalesce(line(pick(list(range(len(cd.MATERIALS))), list(MATERIAL_WEIGHTS),
                                                         line_u("line_mat"))), F.col("mat_idx")))
             # Now and then the seller picks a neighbouring palette colour for the attribute; the title keeps
@@ -193,6 +212,7 @@ def _with_products(cfg: SimulatorConfig, leaves: list, leaf_w: list[float]) -> C
                                                   .otherwise(colourway)), F.col("colour")))
             .drop("_line_id", "_family_id")
         )
+        return out.drop("_namesake", "_name_family_id", "_name_line_id") if hard else out
 
     return step
 
@@ -235,6 +255,9 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
         n("season_jitter").alias("_z_season"),
         u("second").alias("_u_sec"),
     ).transform(_with_products(cfg, leaves, leaf_w))
+    hard = cfg.world == "hard"
+    if hard:
+        df = df.transform(hw.kinds(u))
     df = (
         df.join(F.broadcast(cats), "leaf_id")
         .join(F.broadcast(brands), "brand_idx", "left")
@@ -244,6 +267,8 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
         .withColumn("is_deadstock", F.col("_deadstock") & (F.col("cond_idx") == 0))
         .withColumn("has_stain", F.col("_stain") & (F.col("cond_idx") >= 2))
     )
+    if hard:
+        df = df.transform(hw.without_brand(u))
     seller_u = lambda salt: uniform(s, salt, "seller_id")  # noqa: E731
     df = (
         df.withColumn("seller_experience_years", F.round(-F.log(seller_u("exp")) * 2.0, 2))
@@ -261,11 +286,13 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
                 + F.col("is_rare").cast("double") * cd.TEXT_SIGNALS["rare"]
                 + F.col("has_stain").cast("double") * cd.TEXT_SIGNALS["stain"]
                 + F.col("is_bundle").cast("double") * cd.TEXT_SIGNALS["bundle"])
+    log_fair = (F.log(F.col("base_price")) + PRICE_LEVEL + F.col("leaf_effect")
+                + F.coalesce(F.col("tier_effect") + F.col("brand_effect"), F.lit(-0.1))
+                + cond_eff + mat_eff + style_eff + text_eff + F.col("product_effect"))
+    if hard:
+        log_fair = log_fair + F.col("_kind_effect")  # a lot costs a multiple of the item, an accessory a fraction
     df = (
-        df.withColumn("log_fair_observable",
-                      F.log(F.col("base_price")) + PRICE_LEVEL + F.col("leaf_effect")
-                      + F.coalesce(F.col("tier_effect") + F.col("brand_effect"), F.lit(-0.1))
-                      + cond_eff + mat_eff + style_eff + text_eff + F.col("product_effect"))
+        df.withColumn("log_fair_observable", log_fair)
         .withColumn("item_noise", 0.28 * F.col("_z_item"))
         .withColumn("log_fair_value", F.col("log_fair_observable") + F.col("item_noise"))
         .withColumn("ask_markup", (0.18 - 0.12 * F.col("seller_skill"))
@@ -314,7 +341,7 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
             * (1 - F.col("offer_discount")), 2)))
         .withColumn("removed_at", F.when(~F.col("is_sold") & F.col("sale_day").isNull() & (u("remove") < 0.5),
                                          F.col("created_at") + F.expr(f"INTERVAL {HORIZON_DAYS} DAYS")))
-    ).transform(_with_text(s))
+    ).transform(_with_text(s, hard))
     # Every event type and the truth derive from this one frame: compute it once.
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
     events = {
@@ -381,7 +408,7 @@ def _product_title(u: Uniform) -> Column:
     return out
 
 
-def _with_text(seed: int) -> Callable[[DataFrame], DataFrame]:
+def _with_text(seed: int, hard: bool = False) -> Callable[[DataFrame], DataFrame]:
     def step(df: DataFrame) -> DataFrame:
         u = lambda salt: uniform(seed, salt, "listing_id")  # noqa: E731
         item = F.regexp_replace(F.col("subcategory"), "-", " ")
@@ -401,9 +428,12 @@ def _with_text(seed: int) -> Callable[[DataFrame], DataFrame]:
                                                  u("colour_word")))
               .withColumn("_item_word", _spelt(cd.ITEM_WORDS, F.col("subcategory"), u("item_word")))
               .withColumn("_size_text", _size_text(u)).withColumn("_filler", _filler(u)))
-        df = df.withColumn("_title", F.when(F.col("product_id").isNull(), F.concat_ws(
-            " ", "_signals", brand_in_title, "_style_word", "_colour_word", "_item_word", "_filler", "_size_text")
-        ).otherwise(_product_title(u)))
+        if hard:
+            df = df.withColumn("_title", hw.title(u))
+        else:
+            df = df.withColumn("_title", F.when(F.col("product_id").isNull(), F.concat_ws(
+                " ", "_signals", brand_in_title, "_style_word", "_colour_word", "_item_word", "_filler", "_size_text")
+            ).otherwise(_product_title(u)))
         title = F.col("_title")
         df = df.withColumn("_title", F.when(u("caps") < 0.08, F.upper(title)).otherwise(title))
         # A dropped letter now and then, as typed on a phone.
