@@ -38,6 +38,8 @@ VARIANTS = {
     "conformal, global": ["train.intervals=conformal", "train.interval_segment=none"],
     "conformal, per category": ["train.intervals=conformal", "train.interval_segment=category_code"],
     "quantile boosting (p10, p90 models)": ["train.intervals=quantile"],
+    "cqr, per category": ["train.intervals=cqr", "train.interval_segment=category_code"],
+    "cqr, per p50 band": ["train.intervals=cqr", "train.interval_segment=p50_band"],
 }
 
 

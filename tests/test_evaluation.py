@@ -79,3 +79,26 @@ def test_noise_floor_is_the_error_left_when_fair_value_and_seller_markup_are_kno
     oracle = np.log1p(np.exp(np.log(np.expm1(test["label"])) - noise))
     assert noise_floor(train, test) == pytest.approx(rmsle(test["label"].to_numpy(), oracle.to_numpy()), rel=1e-6)
     assert noise_floor(train.head(5), test) is None
+
+
+def test_structured_oracle_learns_additive_effects_down_to_the_noise() -> None:
+    from pricing.price_model.oracle import ATTRIBUTES, structured_oracle
+
+    rng = np.random.default_rng(5)
+    brand_effect = dict(zip(["a", "b", "c", "d"], [0.0, 0.5, -0.4, 1.0], strict=True))
+
+    def frame(n: int) -> pd.DataFrame:
+        f = pd.DataFrame({a: "x" for a in ATTRIBUTES}, index=range(n))
+        f["brand"] = rng.choice(list(brand_effect), n)
+        f["is_rare"] = rng.random(n) < 0.2
+        f[["is_deadstock", "has_stain", "is_bundle"]] = False
+        f["product_id"] = rng.integers(0, 5, n)
+        f["seller_skill"] = rng.random(n)
+        f["listing_id"] = np.arange(n)
+        f["label"] = (3.0 + f["brand"].map(brand_effect) + 0.3 * f["is_rare"] - 0.2 * f["seller_skill"]
+                      + 0.1 * f["product_id"] + rng.normal(0, 0.2, n))
+        return f
+
+    got = structured_oracle(frame(2000), frame(300), frame(1000))
+    assert got is not None and 0.18 < got < 0.22  # the noise's sd: every effect learnt
+    assert structured_oracle(frame(10), frame(5), frame(5)) is None

@@ -8,7 +8,17 @@ import pytest
 import xgboost as xgb
 from chispa import assert_df_equality
 
-from pricing.price_model.predictor import ALL, Intervals, PricePredictor, conformal_offsets, score_frame
+from pricing.price_model.predictor import (
+    ALL,
+    P50_BAND,
+    Intervals,
+    PricePredictor,
+    conformal_offsets,
+    conformal_quantile,
+    cqr_offsets,
+    p50_bands,
+    score_frame,
+)
 
 FEATURES = ("x", "seg")
 
@@ -57,7 +67,7 @@ def test_quantile_boosters_that_cross_are_sorted_around_the_median() -> None:
 
 
 def test_quantile_intervals_need_both_boosters() -> None:
-    with pytest.raises(ValueError, match="p10 and p90 boosters"):
+    with pytest.raises(ValueError, match="quantile intervals need the p10 and p90 boosters"):
         PricePredictor(FEATURES, _booster(), Intervals("quantile"))
 
 
@@ -88,3 +98,52 @@ def test_score_frame_matches_the_local_predictor(spark) -> None:
         [(i, float(a), float(b), float(c)) for i, a, b, c in zip([1, 2, 3], p10, p50, p90, strict=True)],
         "listing_id long, p10 double, p50 double, p90 double")
     assert_df_equality(score_frame(df, pred), expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_conformal_quantile_is_the_finite_sample_rank() -> None:
+    scores = np.arange(1.0, 11.0)  # 1..10
+    assert conformal_quantile(scores, 0.8) == 9.0  # ceil(11 * 0.8) = 9th smallest
+    assert conformal_quantile(scores, 0.95) == 10.0  # capped at the largest
+
+
+def test_cqr_offsets_shift_each_side_to_its_miss_rate_per_segment() -> None:
+    y = np.zeros(20)
+    q_lo = np.linspace(-1.0, 0.9, 20)  # labels below q_lo where q_lo > 0: 9 of 20
+    q_hi = np.full(20, -0.5)  # every label lies above q_hi, by 0.5
+    seg = np.array([1.0] * 10 + [2.0] * 9 + [np.nan])
+    got = cqr_offsets(y, q_lo, q_hi, seg, (0.1, 0.9), min_rows=10)
+    assert set(got) == {ALL, "1"}  # segment 2 has 9 rows < 10
+    assert got[ALL][0] == pytest.approx(-conformal_quantile(q_lo - y, 0.9))
+    assert got[ALL][1] == pytest.approx(0.5)
+    assert got["1"][0] == pytest.approx(-conformal_quantile(q_lo[:10], 0.9))
+    # After the shift, at most 10% of calibration labels fall below p10
+    assert np.mean(y < q_lo + got[ALL][0]) <= 0.1
+
+
+def test_cqr_ranges_shift_the_quantile_boosters_per_segment_and_never_cross() -> None:
+    iv = Intervals("cqr", "seg", {ALL: (-0.1, 0.2), "2": (0.3, -0.4)})
+    pred = PricePredictor(FEATURES, _booster(0.0), iv, lower=_booster(-0.5), upper=_booster(0.5))
+    X = np.array([[1.0, 0.0], [1.0, 2.0]], dtype=np.float32)
+    lo, mid, hi = pred.predict_log(X)
+    q_lo, q_hi = (np.asarray(b.inplace_predict(X), dtype=np.float64) for b in (_booster(-0.5), _booster(0.5)))
+    np.testing.assert_allclose(lo, [q_lo[0] - 0.1, min(q_lo[1] + 0.3, mid[1])], rtol=1e-6)
+    np.testing.assert_allclose(hi, [q_hi[0] + 0.2, max(q_hi[1] - 0.4, mid[1])], rtol=1e-6)
+    assert (lo <= mid).all() and (mid <= hi).all()
+    again = PricePredictor.from_bytes(pred.to_bytes())
+    np.testing.assert_array_equal(again.predict_log(X)[0], lo)
+    with pytest.raises(ValueError, match="cqr intervals need the p10 and p90 boosters"):
+        PricePredictor(FEATURES, _booster(), iv)
+
+
+def test_p50_band_segments_use_the_rows_own_median_prediction() -> None:
+    median = _booster()
+    X = np.array([[0.2, 0.0], [4.5, 0.0]], dtype=np.float32)  # a cheap and a dear prediction
+    mid = np.asarray(median.inplace_predict(X), dtype=np.float64)
+    edge = float(mid.mean())
+    iv = Intervals("conformal", P50_BAND, {ALL: (-0.1, 0.1), "1": (-0.6, 0.4)}, bands=(edge,))
+    pred = PricePredictor(FEATURES, median, iv)
+    lo, mid2, hi = pred.predict_log(X)
+    np.testing.assert_allclose(lo - mid2, [-0.1, -0.6])  # band 0 has no offsets of its own: the global ones
+    np.testing.assert_allclose(hi - mid2, [0.1, 0.4])
+    assert PricePredictor.from_bytes(pred.to_bytes()).intervals == iv
+    assert p50_bands(np.arange(10.0), 2) == (4.5,)

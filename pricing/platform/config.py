@@ -106,6 +106,9 @@ def check_identifier(value: str, what: str) -> str:
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, use_attribute_docstrings=True)
 
+SCHEMAS = {"bronze": "bronze", "silver": "silver", "features": "features", "ml": "ml", "truth": "truth"}
+"""The layers and their default schema names."""
+
 
 class StorageConfig(_Section):
     root: str = ".pricing"
@@ -126,15 +129,9 @@ class StorageConfig(_Section):
     lock_ttl_s: float = Field(default=120.0, ge=10)
     """filesystem lock: a holder renews its lease every third of this; a lease not renewed for this long (its
     driver died without releasing it) is taken over by the next run."""
-    schemas: dict[str, str] = Field(
-        default_factory=lambda: {
-            "bronze": "bronze",
-            "silver": "silver",
-            "features": "features",
-            "ml": "ml",
-            "truth": "truth",
-        }
-    )
+    schemas: dict[str, str] = Field(default_factory=lambda: dict(SCHEMAS))
+    """Schema of each layer.  A partial mapping (``--set storage.schemas.ml=x``, as every bundle task passes)
+    renames those layers only: the others keep their default schema."""
 
     @field_validator("catalog")
     @classmethod
@@ -149,6 +146,11 @@ class StorageConfig(_Section):
         if not v.strip() or bad:
             raise ValueError(f"storage.root {v!r} must be a non-empty path without back-quotes or control characters")
         return v
+
+    @field_validator("schemas", mode="before")
+    @classmethod
+    def _schemas_complete(cls, v: Any) -> Any:
+        return {**SCHEMAS, **v} if isinstance(v, Mapping) else v
 
     @field_validator("schemas")
     @classmethod
@@ -173,6 +175,13 @@ class SparkConfig(_Section):
 
 class SimulatorConfig(_Section):
     seed: int = 42
+    world: Literal["standard", "hard"] = "standard"
+    """How sellers title products.  standard: the world the matcher was developed on (its output is unchanged
+    by this key).  hard: a world the matcher was not written against (``pricing.world.hard``): held-out
+    synonyms, abbreviations and typos, titles without the brand (and some listings without a brand at
+    all), sizes in unfamiliar formats, titles that leave out the model number, namesake models under other
+    brands, and listings that are not the product but share its words (``lot of 3``, ``box only``, ``dust
+    bag for``); only ``truth.listings.product_id`` says which listings are one product."""
     n_listings: int = Field(default=200_000, ge=100)
     n_sellers: int = Field(default=20_000, ge=10)
     n_brands: int = Field(default=3_000, ge=10)
@@ -411,8 +420,9 @@ class MatchConfig(_Section):
     rows_per_band: int = Field(default=3, ge=1, le=20)
     seed: int = 13
     """Seeds the MinHash functions: the same seed gives the same pairs on every run and cluster."""
-    threshold: float = Field(default=0.6, gt=0, le=1)
-    """Same product: the model words' shingle Jaccard at least this (plus the same type and agreeing colours)."""
+    threshold: float = Field(default=0.5, gt=0, le=1)
+    """Same product: the model words' shingle Jaccard at least this (plus the same type and agreeing colours).
+    0.5 was chosen on simulator seed 42 in both worlds (``bench/matching.py --worlds-at``); it was 0.6."""
     min_similarity: float = Field(default=0.3, gt=0, le=1)
     """Candidate pairs at or above this similarity are kept as comparables."""
     max_cluster_iterations: int = Field(default=30, ge=1)
@@ -483,16 +493,29 @@ class TrainConfig(_Section):
     """cpu, or cuda on GPU clusters (one GPU per worker)."""
     quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)
     test_days: int = Field(default=28, ge=1)
+    """Newest window, by listing time: the reported test figures and the promotion gate's holdout (split by
+    ``promote.holdout_share``).  It ends ``features.sold_within_days`` before the latest listing, so every
+    listing in it has had the whole label horizon to sell."""
     validation_days: int = Field(default=28, ge=1)
+    """The window before calibration: early stopping (and tuning).  Training is every listing created before it."""
+    calibration_days: int = Field(default=28, ge=1)
+    """The window between validation and test: calibrates the range (conformal), nothing else.  With
+    ``validation_days``, at least ``features.sold_within_days``, so no training label is a sale of the test window."""
     booster: BoosterConfig = Field(default_factory=BoosterConfig)
     """The median booster (and the demand model's value boosters, which follow the price model's recipe)."""
-    intervals: Literal["conformal", "quantile"] = "conformal"
-    """How p10/p90 are made: split-conformal offsets around the median (per ``interval_segment``), or two
-    more boosters with ``reg:quantileerror``.  Measured side by side in ``bench/intervals.py``."""
-    interval_segment: str = "category_code"
-    """Model feature whose value selects the conformal offsets (``none``: one global range)."""
+    intervals: Literal["conformal", "quantile", "cqr"] = "cqr"
+    """How p10/p90 are made: ``cqr``, two more boosters with ``reg:quantileerror`` for p10 and p90, each side
+    then shifted by split-conformal adjustments from the calibration window (per ``interval_segment``), so the
+    width adapts to the listing and coverage holds; ``conformal``, offsets around the median (one width per
+    ``interval_segment``); ``quantile``, the two boosters uncalibrated.  ``bench/intervals.py`` compares them."""
+    interval_segment: str = "p50_band"
+    """What selects a row's conformal adjustments: ``p50_band`` (the band of the row's own median prediction,
+    ``interval_bands`` bands; the observable stand-in for the price band, where coverage is hardest), a model
+    feature's value (e.g. ``category_code``), or ``none`` (one global adjustment)."""
+    interval_bands: int = Field(default=5, ge=2, le=50)
+    """With ``interval_segment: p50_band``: bands of equal calibration counts of the median prediction."""
     interval_min_rows: int = Field(default=200, ge=10)
-    """A segment needs this many validation rows for offsets of its own; the rest use the global ones."""
+    """A segment needs this many calibration rows for offsets of its own; the rest use the global ones."""
     brand_tier_min_sales: int = Field(default=20, ge=1)
     """Evaluation: brands with fewer training sales are reported as "rare brand", not in a price tier."""
     tuning: TuningConfig = Field(default_factory=TuningConfig)
@@ -516,6 +539,9 @@ class PromoteConfig(_Section):
     """A segment is major when the holdout has at least this many of its rows."""
     challenger_version: int | None = None
     """Set by the workflow from the train task's value: promote refuses if alias `challenger` has moved."""
+    holdout_share: float = Field(default=0.5, gt=0, lt=1)
+    """Share of the test window's listings (a stable hash of ``listing_id``) kept as the gate's own holdout: the
+    sanity checks and the champion/challenger decision read only these; the reported test figures are the rest."""
 
 
 class ScoreConfig(_Section):

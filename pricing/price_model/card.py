@@ -11,8 +11,8 @@ import mlflow
 from pricing.platform.config import Config
 from pricing.platform.tables import TableRef
 from pricing.price_model import plots
-from pricing.price_model.predictor import ALL, PricePredictor
-from pricing.price_model.training import Evaluation, Split
+from pricing.price_model.predictor import ALL, Intervals, PricePredictor
+from pricing.price_model.training import Evaluation, Split, min_segment_coverage
 
 
 def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dict[str, int], ev: Evaluation,
@@ -26,47 +26,71 @@ def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dic
         "Suggested price (p50) and 80% range (p10-p90) for a secondhand-fashion listing at listing time.", "",
         "## Data",
         f"- Training table: `{ref}` at Delta version {version}",
-        f"- Train: sales before {split.valid_start:%Y-%m-%d %H:%M} ({rows['train']:,} rows); validation (early stopping, range "
-        f"calibration): {split.valid_start:%Y-%m-%d %H:%M} .. {split.test_start:%Y-%m-%d %H:%M} ({rows['valid']:,}); test (never used to "
-        f"choose anything): {split.test_start:%Y-%m-%d %H:%M} .. {split.end:%Y-%m-%d %H:%M} ({rows['test']:,})",
+        f"- Split by listing time; a label is a sale within {split.horizon_days} days of listing, and the windows "
+        f"end {split.horizon_days} days before the latest listing ({split.now:%Y-%m-%d %H:%M}), so every label is "
+        "known (listings unsold after that many days are in no window)",
+        f"- Train: listed before {split.valid_start:%Y-%m-%d %H:%M} ({rows['train']:,} rows); validation (early "
+        f"stopping): {split.valid_start:%Y-%m-%d %H:%M} .. {split.calib_start:%Y-%m-%d %H:%M} ({rows['valid']:,}); "
+        f"calibration (the range): {split.calib_start:%Y-%m-%d %H:%M} .. {split.test_start:%Y-%m-%d %H:%M} "
+        f"({rows['calib']:,}); test (reported, never used to choose anything): {split.test_start:%Y-%m-%d %H:%M} .. "
+        f"{split.end:%Y-%m-%d %H:%M} ({rows['test']:,}), beside the promotion gate's own holdout of the same "
+        f"weeks ({rows['holdout']:,}; sanity checks and promotion read only these)",
         f"- Features ({len(predictor.features)}): listing attributes, seller history strictly before listing time,"
         " text flags, market stats as of the listing day", "",
         "## Model",
         f"- xgboost.spark, `reg:squarederror` on log1p(price), {cfg.train.num_workers} workers, "
         f"best iteration {predictor.median.best_iteration if hasattr(predictor.median, 'best_iteration') else 'n/a'}"
         f", fit {fit_s:.0f} s",
-        f"- Range: {iv.method}" + (f", split-conformal per `{iv.segment_feature}` ({len(iv.offsets) - 1} segments "
-                                  f"with >= {cfg.train.interval_min_rows} validation rows, the rest global: "
-                                  f"p10 = p50 x exp({iv.offsets[ALL][0]:+.3f}), p90 = p50 x "
-                                  f"exp({iv.offsets[ALL][1]:+.3f}))" if iv.method == "conformal" else
-                                  " boosting (p10 and p90 models)"), "",
+        f"- Range: {iv.method}" + _range_text(cfg, iv), "",
         "## Test metrics", "",
         "| model | RMSLE | MAE | MAPE |", "|---|---|---|---|",
         f"| **this model** | **{metrics['rmsle']:.4f}** | {metrics['mae']:.2f} | {metrics['mape']:.3f} |",
         *[f"| baseline: {k.replace('_', ' ')} | {v['rmsle']:.4f} | {v['mae']:.2f} | {v['mape']:.3f} |"
           for k, v in base.items()],
     ]
+    if ev.oracle:
+        lines.append(f"| structured oracle (true attributes, ridge on the training rows) | {ev.oracle:.4f} | | |")
     if floor:
         lines.append(f"| noise floor (simulator truth) | {floor:.4f} | | |")
     lines += ["", f"80% range: coverage {metrics['coverage_80']:.3f}, mean width {metrics['width_80']:.2f}; "
                   f"pinball p10 {metrics['pinball_p10']:.4f}, p50 {metrics['pinball_p50']:.4f}, "
                   f"p90 {metrics['pinball_p90']:.4f}."]
     if floor:
-        lines.append(f"RMSLE / noise floor = **{metrics['rmsle'] / floor:.3f}** (1.0 is the best achievable).")
+        lines.append(f"RMSLE / noise floor = **{metrics['rmsle'] / floor:.3f}** (1.0 is the best achievable)"
+                     + (f"; / structured oracle = **{metrics['rmsle'] / ev.oracle:.3f}** (a model that knows the "
+                        "simulator's form and learns its effects from the same rows)." if ev.oracle else "."))
     worst = seg[seg["rows"] >= cfg.promote.min_segment_rows].nlargest(5, "rmsle")
     lines += ["", f"## Weakest segments (>= {cfg.promote.min_segment_rows} test rows)", "",
               "| segment | value | rows | RMSLE | coverage |", "|---|---|---|---|---|",
               *[f"| {r.segment} | {r.value} | {r.rows:,} | {r.rmsle:.4f} | {r.coverage_80:.3f} |"
                 for r in worst.itertuples()],
+              "", f"Lowest 80%-range coverage per dimension (>= {cfg.promote.min_segment_rows} test rows):", "",
+              "| segment | value | rows | coverage |", "|---|---|---|---|",
+              *[f"| {r.segment} | {r.value} | {r.rows:,} | {r.coverage_80:.3f} |"
+                for r in min_segment_coverage(seg, cfg.promote.min_segment_rows).itertuples()],
               "", "Full table: `segment_metrics.csv`.", "",
               "## Sanity", "", "passed" if not problems else "\n".join(f"- {p}" for p in problems), "",
               "## Known limits",
-              "- Trained on sold listings only: unsold items (priced too high) are not labels, so suggestions for "
-              "unusual items lean on their segment's sold prices.",
-              "- Rare brands and categories have little support; their range is the global conformal range.",
+              f"- Trained and judged on listings that sold within {split.horizon_days} days: unsold items (priced "
+              "too high) are not labels, so suggestions for unusual items lean on their segment's sold prices, and "
+              "the figures above say nothing of the listings that never sell.",
+              "- Rare brands and categories have little support: the range widens there only as far as the "
+              "quantile models learnt it (cqr), or takes the global range (conformal).",
               "- The suggestion is made at listing time; it does not use the seller's asking price.",
               "- Market stats shift with seasons: retrain at least monthly."]
     return "\n".join(lines) + "\n"
+
+
+def _range_text(cfg: Config, iv: Intervals) -> str:
+    if iv.method == "quantile":
+        return " boosting (p10 and p90 models, uncalibrated)"
+    where = (f" per `{iv.segment_feature}` ({len(iv.offsets) - 1} segments with >= {cfg.train.interval_min_rows} "
+             "calibration rows, the rest global)" if iv.segment_feature else " (one global adjustment)")
+    lo, hi = iv.offsets[ALL]
+    if iv.method == "cqr":
+        return (", conformalised quantile regression: p10 and p90 boosters, each side shifted on the calibration "
+                f"window{where}: p10 = q10 x exp({lo:+.3f}), p90 = q90 x exp({hi:+.3f}) globally")
+    return f", split-conformal{where}: p10 = p50 x exp({lo:+.3f}), p90 = p50 x exp({hi:+.3f}) globally"
 
 
 def log_report(tmp: Path, ev: Evaluation, predictor: PricePredictor) -> None:

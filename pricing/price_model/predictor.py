@@ -3,19 +3,22 @@
 Two ways to make the range, chosen by ``train.intervals`` (measured side by side in
 ``bench/intervals.py``):
 
-* ``conformal`` (default): split-conformal offsets around the median, the 10th and 90th percentiles of the
-  validation weeks' residuals, per segment (``train.interval_segment``, e.g. the category) where the
-  segment has enough validation rows, else over all rows.  One model, cheap, calibrated by construction.
-* ``quantile``: two more boosters trained with ``reg:quantileerror`` for p10 and p90.
+* ``cqr`` (default): conformalised quantile regression.  Two more boosters trained with
+  ``reg:quantileerror`` for p10 and p90, each side then shifted by a split-conformal adjustment from the
+  calibration window (:func:`cqr_offsets`), per segment (``train.interval_segment``, e.g. the category) where
+  the segment has enough calibration rows, else over all rows.  The width follows each listing's uncertainty.
+* ``conformal``: split-conformal offsets around the median, the 10th and 90th percentiles of the calibration
+  window's residuals, per segment.  One model, cheap, calibrated on average but one width per segment.
+* ``quantile``: the two quantile boosters, uncalibrated.
 
-Either way ``p10 <= p50 <= p90`` holds for every row (conformal offsets straddle 0; quantile outputs are
-sorted), so the output never crosses.
+Whichever, ``p10 <= p50 <= p90`` holds for every row (conformal offsets straddle 0; the other outputs are
+sorted around the median), so the output never crosses.
 
 :class:`PricePredictor` is the one object that predicts; :class:`PriceModel` is the MLflow pyfunc the
 registry serves (it wraps a predictor).  Both live in ``pricing.price_model.pyfunc``, the self-contained file
 MLflow logs as the model's code (so the model loads where our wheel is not installed), re-exported here.
-This module adds what only the package needs: :func:`conformal_offsets` (training) and :func:`score_frame`,
-which applies a predictor to a Spark frame in an Arrow ``mapInPandas`` (no per-row Python).
+This module adds what only the package needs: :func:`conformal_offsets`, :func:`cqr_offsets` (training) and
+:func:`score_frame`, which applies a predictor to a Spark frame in an Arrow ``mapInPandas`` (no per-row Python).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pricing.platform import faults
-from pricing.price_model.pyfunc import ALL, Intervals, PriceModel, PricePredictor
+from pricing.price_model.pyfunc import ALL, P50_BAND, Intervals, PriceModel, PricePredictor
 
-__all__ = ["ALL", "PRED_SCHEMA", "Intervals", "PriceModel", "PricePredictor", "conformal_offsets", "score_frame"]
+__all__ = ["ALL", "P50_BAND", "PRED_SCHEMA", "Intervals", "PriceModel", "PricePredictor", "conformal_offsets",
+           "conformal_quantile", "cqr_offsets", "p50_bands", "score_frame"]
 
 
 def conformal_offsets(resid: np.ndarray, segment: np.ndarray | None, alphas: tuple[float, float],
@@ -48,6 +52,40 @@ def conformal_offsets(resid: np.ndarray, segment: np.ndarray | None, alphas: tup
             if key >= 0 and rows.sum() >= min_rows:
                 out[str(int(key))] = q(resid[rows])
     return out
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The split-conformal quantile of ``scores``: the ceil((n + 1) * level)-th smallest, so that a new
+    exchangeable score falls at or below it with probability at least ``level``."""
+    n = len(scores)
+    k = min(n, int(np.ceil((n + 1) * level)))
+    return float(np.sort(scores)[k - 1])
+
+
+def cqr_offsets(y: np.ndarray, q_lo: np.ndarray, q_hi: np.ndarray, segment: np.ndarray | None,
+                alphas: tuple[float, float], min_rows: int) -> dict[str, tuple[float, float]]:
+    """Conformalised quantile regression, each side on its own (asymmetric CQR): on calibration rows with label
+    ``y`` and quantile-booster outputs ``q_lo``, ``q_hi`` (log scale), the adjustments (lo, hi) such that
+    ``q_lo + lo`` has a share ``alphas[0]`` of labels below it and ``q_hi + hi`` a share ``1 - alphas[1]``
+    above it; overall and per segment with ``min_rows`` calibration rows."""
+    below, above = q_lo - y, y - q_hi  # positive where the label falls outside that side
+
+    def adj(rows: np.ndarray) -> tuple[float, float]:
+        return (-conformal_quantile(below[rows], 1 - alphas[0]), conformal_quantile(above[rows], alphas[1]))
+
+    out = {ALL: adj(np.ones(len(y), dtype=bool))}
+    if segment is not None:
+        keys = np.where(np.isnan(segment), -1, segment).astype(np.int64)
+        for key in np.unique(keys):
+            rows = keys == key
+            if key >= 0 and rows.sum() >= min_rows:
+                out[str(int(key))] = adj(rows)
+    return out
+
+
+def p50_bands(p50_log: np.ndarray, n: int) -> tuple[float, ...]:
+    """Edges cutting ``p50_log`` (calibration rows' median predictions) into ``n`` bands of equal counts."""
+    return tuple(float(e) for e in np.quantile(p50_log, np.linspace(0, 1, n + 1)[1:-1]))
 
 
 PRED_SCHEMA = T.StructType([

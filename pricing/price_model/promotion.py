@@ -17,7 +17,7 @@ from pricing.platform.errors import ModelGateError
 from pricing.platform.tables import table
 from pricing.price_model.evaluation import overall_metrics, segment_metrics, with_segments
 from pricing.price_model.predictor import PricePredictor
-from pricing.price_model.training import EVAL_COLS, labelled, score_with_labels, time_split
+from pricing.price_model.training import EVAL_COLS, score_with_labels, time_split
 
 GATE_SEGMENTS = ("category", "condition", "seller_type")
 
@@ -47,8 +47,10 @@ class HoldoutResult:
 
 
 def evaluate_on_holdout(spark: SparkSession, cfg: Config, predictor: PricePredictor) -> HoldoutResult:
-    """Score ``predictor`` on the current most-recent test weeks of the training table."""
-    test = time_split(labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET))), cfg).test
+    """Score ``predictor`` on the gate's own holdout of the training table's current test window
+    (:attr:`Split.holdout`: ``promote.holdout_share`` of its listings, by a stable hash): never the rows whose
+    figures a training run reports, and never rows a model of this table trained, stopped or calibrated on."""
+    test = time_split(delta_io.read(spark, table(cfg, catalog.TRAINING_SET)), cfg).holdout
     missing = [f for f in predictor.features if f not in test.columns]
     if missing:
         raise ModelGateError(f"the model needs feature columns the training table no longer has: {missing}")

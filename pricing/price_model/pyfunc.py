@@ -25,22 +25,34 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 
 ALL = "*"
 """Offsets key used for every row whose segment has no offsets of its own."""
+P50_BAND = "p50_band"
+"""``segment_feature`` naming no feature but the band of the row's own median prediction (``Intervals.bands``)."""
 
 
 @dataclass(frozen=True)
 class Intervals:
-    """How p10 and p90 are made.  ``offsets``: segment value (as text) -> (lo, hi) on the log scale, for
-    ``conformal``; p10 = p50 + lo, p90 = p50 + hi."""
+    """How p10 and p90 are made.  ``offsets``: segment value (as text) -> (lo, hi) on the log scale:
+
+    * ``conformal``: p10 = p50 + lo, p90 = p50 + hi (one width per segment);
+    * ``cqr`` (conformalised quantile regression): p10 = q10(x) + lo, p90 = q90(x) + hi, where q10 and q90 are
+      the quantile boosters' outputs, so the width follows each listing's own uncertainty;
+    * ``quantile``: the quantile boosters' outputs as they are (offsets unused).
+
+    ``segment_feature`` selects a row's offsets: a model feature's value, or :data:`P50_BAND`, the index of the
+    band of ``bands`` (edges on the log1p scale) that the row's p50 falls in."""
 
     method: str = "conformal"
     segment_feature: str | None = None
     offsets: Mapping[str, tuple[float, float]] = field(default_factory=lambda: {ALL: (0.0, 0.0)})
+    bands: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.method not in ("conformal", "quantile"):
+        if self.method not in ("conformal", "cqr", "quantile"):
             raise ValueError(f"unknown interval method {self.method!r}")
         if ALL not in self.offsets:
             raise ValueError("interval offsets need a global entry '*'")
+        if self.method != "conformal":
+            return  # cqr adjustments may narrow or widen either side; the output is sorted around the median
         for key, (lo, hi) in self.offsets.items():
             if not lo <= 0 <= hi:
                 raise ValueError(f"interval offsets must straddle 0, got {key}: lo={lo}, hi={hi}")
@@ -60,11 +72,20 @@ class Intervals:
 
     def as_json(self) -> dict[str, Any]:
         return {"method": self.method, "segment_feature": self.segment_feature,
-                "offsets": {k: list(v) for k, v in self.offsets.items()}}
+                "offsets": {k: list(v) for k, v in self.offsets.items()}, "bands": list(self.bands)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Intervals:
-        return cls(d["method"], d.get("segment_feature"), {k: (float(v[0]), float(v[1])) for k, v in d["offsets"].items()})
+        return cls(d["method"], d.get("segment_feature"), {k: (float(v[0]), float(v[1])) for k, v in d["offsets"].items()},
+                   tuple(float(b) for b in d.get("bands", ())))
+
+    def segments(self, X: np.ndarray, features: tuple[str, ...], mid: np.ndarray) -> np.ndarray | None:
+        """Each row's segment key (float, NaN for none) under ``segment_feature``."""
+        if not self.segment_feature:
+            return None
+        if self.segment_feature == P50_BAND:
+            return np.digitize(mid, np.asarray(self.bands)).astype(np.float64)
+        return X[:, features.index(self.segment_feature)].astype(np.float64)
 
 
 
@@ -79,9 +100,9 @@ class PricePredictor:
     upper: xgb.Booster | None = None
 
     def __post_init__(self) -> None:
-        if self.intervals.method == "quantile" and (self.lower is None or self.upper is None):
-            raise ValueError("quantile intervals need the p10 and p90 boosters")
-        if self.intervals.segment_feature and self.intervals.segment_feature not in self.features:
+        if self.intervals.method in ("quantile", "cqr") and (self.lower is None or self.upper is None):
+            raise ValueError(f"{self.intervals.method} intervals need the p10 and p90 boosters")
+        if self.intervals.segment_feature not in (None, P50_BAND, *self.features):
             raise ValueError(f"interval segment {self.intervals.segment_feature!r} is not a model feature")
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -93,16 +114,15 @@ class PricePredictor:
     def predict_log(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p10, p50, p90) on the log1p scale, never crossing."""
         mid = np.asarray(self.median.inplace_predict(X), dtype=np.float64)
-        if self.intervals.method == "quantile":
-            assert self.lower is not None and self.upper is not None
-            lo = np.asarray(self.lower.inplace_predict(X), dtype=np.float64)
-            hi = np.asarray(self.upper.inplace_predict(X), dtype=np.float64)
-            return np.minimum(np.minimum(lo, hi), mid), mid, np.maximum(np.maximum(lo, hi), mid)
-        seg = None
-        if self.intervals.segment_feature:
-            seg = X[:, self.features.index(self.intervals.segment_feature)].astype(np.float64)
-        d_lo, d_hi = self.intervals.lookup(seg, len(mid))
-        return mid + d_lo, mid, mid + d_hi
+        d_lo, d_hi = self.intervals.lookup(self.intervals.segments(X, self.features, mid), len(mid))
+        if self.intervals.method == "conformal":
+            return mid + d_lo, mid, mid + d_hi
+        assert self.lower is not None and self.upper is not None
+        lo = np.asarray(self.lower.inplace_predict(X), dtype=np.float64)
+        hi = np.asarray(self.upper.inplace_predict(X), dtype=np.float64)
+        if self.intervals.method == "cqr":
+            lo, hi = lo + d_lo, hi + d_hi
+        return np.minimum(np.minimum(lo, hi), mid), mid, np.maximum(np.maximum(lo, hi), mid)
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p10, p50, p90) in currency units; ``expm1`` is monotone, so the order survives."""

@@ -19,7 +19,7 @@ import yaml
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from pyspark.ml.feature import VectorAssembler
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.training_set import MODEL_FEATURES, model_features
@@ -40,9 +40,12 @@ from pricing.price_model.evaluation import (
 )
 from pricing.price_model.predictor import (
     ALL,
+    P50_BAND,
     Intervals,
     PricePredictor,
     conformal_offsets,
+    cqr_offsets,
+    p50_bands,
     score_frame,
 )
 
@@ -64,29 +67,91 @@ WORKER_WAIT_S = 120
 
 @dataclass(frozen=True)
 class Split:
+    """The labelled listings cut by **listing time** (``as_of``) into consecutive windows, each used for one
+    purpose only (see :func:`time_split`)."""
+
     train: DataFrame
+    """Listings created before ``valid_start``: what the boosters fit."""
     valid: DataFrame
+    """Created in [valid_start, calib_start): early stopping (and tuning, when on)."""
+    calib: DataFrame
+    """Created in [calib_start, test_start): the conformal calibration of the range, nothing else."""
     test: DataFrame
-    valid_start: object
-    test_start: object
-    end: object
+    """Created in [test_start, end) and outside the gate's holdout: the reported figures, which choose nothing."""
+    holdout: DataFrame
+    """Created in [test_start, end), the ``promote.holdout_share`` of listings the gate keeps (a stable hash of
+    ``listing_id``): the sanity checks and the champion/challenger decision read these, never ``test``."""
+    valid_start: datetime
+    calib_start: datetime
+    test_start: datetime
+    end: datetime
+    """End of the test window: ``now`` less the label horizon, so every listing before it has a known label."""
+    now: datetime
+    """The latest listing time in the table, standing for "now"."""
+    horizon_days: int
+    """The label horizon H (``features.sold_within_days``): a label is a sale within H days of listing."""
 
 
 def labelled(training_set: DataFrame) -> DataFrame:
+    """Rows with a sold price, and ``label`` = log1p(sold price)."""
     return training_set.where(F.col("sold_price").isNotNull() & (F.col("sold_price") > 0)).withColumn(
         "label", F.log1p("sold_price"))
 
 
+def in_holdout(share: float) -> Column:
+    """True for the ``share`` of listings the promotion gate keeps: a stable hash of ``listing_id`` (Spark's
+    ``xxhash64``, the same on every run and cluster), so a listing is in the holdout for every model version."""
+    return F.pmod(F.xxhash64(F.col("listing_id")), F.lit(10_000)) < F.lit(int(round(share * 10_000)))
+
+
 def time_split(df: DataFrame, cfg: Config) -> Split:
-    """Train on older sales, validate (early stopping, intervals) on the next weeks, test on the latest."""
-    t_max: datetime | None = first_value(df.agg(F.max("sold_at")))
-    if t_max is None:
-        raise ModelGateError("the training set has no sold listings: nothing to train on")
-    test_start = t_max - timedelta(days=cfg.train.test_days)
-    valid_start = test_start - timedelta(days=cfg.train.validation_days)
-    return Split(df.where(F.col("sold_at") < F.lit(valid_start)),
-                 df.where((F.col("sold_at") >= F.lit(valid_start)) & (F.col("sold_at") < F.lit(test_start))),
-                 df.where(F.col("sold_at") >= F.lit(test_start)), valid_start, test_start, t_max)
+    """Split ``training_set`` rows (all of them, sold or not: the latest listing time is "now") by listing time.
+
+    Windows, newest last (``train.validation_days``, ``train.calibration_days``, ``train.test_days``)::
+
+        train: as_of < T1 | valid: [T1, T2) | calib: [T2, T3) | test + holdout: [T3, T4),  T4 = now - H
+
+    **Right-censoring.**  A listing's label is its sold price *if it sold within H days of listing*
+    (H = ``features.sold_within_days``, the demand model's horizon).  Only listings created before
+    T4 = now - H are used, so every one of them has had its full H days: whether it sold within H is known, in
+    every window alike.  Listings that did not sell within H (unsold at the end of the data, removed, or sold
+    later) are excluded from every window by the same rule, never only from the recent ones.  Splitting by sale
+    time instead would fill the latest weeks with the listings that happened to sell quickly (the slow sellers
+    of those weeks have not sold yet), and would train on listings created after some test listings.
+
+    **Why the test population is what scoring sees.**  Scoring prices a listing at its listing time from the
+    training table's own feature assembly, as of ``as_of``.  The test rows are the listings *created* in
+    [T3, T4), with those same as-of features, whichever day they sold on, judged on the outcome the model
+    predicts (the price of a sale within H days).  The listings that do not sell within H days are the part of
+    the scored population that no price can be checked on; the model card says so.
+
+    **Nothing reported chooses anything.**  Early stopping (and tuning) read ``valid``; the range is calibrated
+    on ``calib``; the sanity checks and the promotion gate read ``holdout`` (``promote.holdout_share`` of the
+    test window's listings by a stable hash); ``test`` (the rest of that window) is only reported.  Training
+    labels (sales before T1 + H) all fall before T3 when ``validation_days + calibration_days >= H``, so no sale
+    of the test window teaches the model (a config check enforces it).
+    """
+    t = cfg.train
+    now: datetime | None = first_value(df.agg(F.max("as_of")))
+    if now is None:
+        raise ModelGateError("the training set is empty: nothing to train on")
+    h = cfg.features.sold_within_days
+    end = now - timedelta(days=h)
+    test_start = end - timedelta(days=t.test_days)
+    calib_start = test_start - timedelta(days=t.calibration_days)
+    valid_start = calib_start - timedelta(days=t.validation_days)
+    rows = (labelled(df)
+            .where(F.col("sold_at") < F.col("as_of") + F.make_interval(days=F.lit(h)))
+            .where(F.col("as_of") < F.lit(end)))
+
+    def window(lo: datetime | None, hi: datetime) -> DataFrame:
+        inside = F.col("as_of") < F.lit(hi)
+        return rows.where(inside if lo is None else inside & (F.col("as_of") >= F.lit(lo)))
+
+    last = window(test_start, end)
+    gate = in_holdout(cfg.promote.holdout_share)
+    return Split(window(None, valid_start), window(valid_start, calib_start), window(calib_start, test_start),
+                 last.where(~gate), last.where(gate), valid_start, calib_start, test_start, end, now, h)
 
 
 def task_slots(spark: SparkSession) -> int:
@@ -164,26 +229,41 @@ def score_with_labels(df: DataFrame, predictor: PricePredictor, extra: tuple[str
 
 def fit_predictor(spark: SparkSession, cfg: Config, split: Split, data: DataFrame,
                   params: dict[str, Any]) -> tuple[PricePredictor, dict[str, list[float]], float]:
-    """Median model (+ p10/p90 boosters, or conformal offsets from the validation weeks), its validation
-    history and the seconds spent fitting."""
+    """Median model and its range (``train.intervals``): conformal offsets around the median, the p10/p90
+    boosters as they are (``quantile``), or those boosters conformalised (``cqr``).  Boosters fit on
+    ``split.train`` and stop early on ``split.valid``; the range is calibrated on ``split.calib`` only, per
+    ``train.interval_segment`` (a feature's value, or ``p50_band``: ``train.interval_bands`` bands of equal
+    calibration counts of the median prediction).  Returns the predictor, its validation history and the
+    seconds spent fitting."""
     t = cfg.train
     feats = features_of(cfg)
     seg_feature = None if t.interval_segment == "none" else t.interval_segment
+    alphas = (t.quantiles[0], t.quantiles[2])
     t0 = time.time()
     model, median = fit(spark, cfg, data, params, features=feats)
     history = dict(getattr(getattr(model, "training_summary", None), "validation_objective_history", {}) or {})
-    if t.intervals == "quantile":
+    lower = upper = None
+    if t.intervals in ("quantile", "cqr"):
         lower = fit(spark, cfg, data, params, quantile=t.quantiles[0], features=feats)[1]
         upper = fit(spark, cfg, data, params, quantile=t.quantiles[2], features=feats)[1]
-        return (PricePredictor(feats, median, Intervals("quantile"), lower, upper), history,
-                time.time() - t0)
     fit_s = time.time() - t0
-    bare = PricePredictor(feats, median, Intervals("conformal", seg_feature))
-    valid = score_with_labels(split.valid, bare, (seg_feature,) if seg_feature else ())
-    resid = valid["label"].to_numpy() - valid["p50_log"].to_numpy()
-    seg = valid[seg_feature].to_numpy(dtype=float) if seg_feature else None
-    offsets = conformal_offsets(resid, seg, (t.quantiles[0], t.quantiles[2]), t.interval_min_rows)
-    return PricePredictor(feats, median, Intervals("conformal", seg_feature, offsets)), history, fit_s
+    if t.intervals == "quantile":
+        return PricePredictor(feats, median, Intervals("quantile"), lower, upper), history, fit_s
+    # The boosters' own outputs on the calibration rows (before any sorting around the median), on the driver.
+    calib = split.calib.select("label", *[F.col(c).cast("double") for c in feats]).toPandas()
+    X = PricePredictor(feats, median, Intervals()).matrix(calib)
+    y = calib["label"].to_numpy()
+    mid = np.asarray(median.inplace_predict(X), dtype=np.float64)
+    bands = p50_bands(mid, t.interval_bands) if seg_feature == P50_BAND else ()
+    seg = Intervals("conformal", seg_feature, bands=bands).segments(X, feats, mid)
+    if t.intervals == "cqr":
+        assert lower is not None and upper is not None
+        q_lo = np.asarray(lower.inplace_predict(X), dtype=np.float64)
+        q_hi = np.asarray(upper.inplace_predict(X), dtype=np.float64)
+        offsets = cqr_offsets(y, q_lo, q_hi, seg, alphas, t.interval_min_rows)
+        return PricePredictor(feats, median, Intervals("cqr", seg_feature, offsets, bands), lower, upper), history, fit_s
+    offsets = conformal_offsets(y - mid, seg, alphas, t.interval_min_rows)
+    return PricePredictor(feats, median, Intervals("conformal", seg_feature, offsets, bands)), history, fit_s
 
 
 def rmsle_without_comparables(spark: SparkSession, cfg: Config, split: Split, params: dict[str, Any]) -> float:
@@ -203,7 +283,8 @@ def rmsle_without_comparables(spark: SparkSession, cfg: Config, split: Split, pa
 
 
 def sanity(metrics: dict[str, float], best_baseline: float, cfg: Config, frame: pd.DataFrame) -> list[str]:
-    """Reasons the model is not fit to serve; empty when it passes."""
+    """Reasons the model is not fit to serve; empty when it passes.  ``metrics``, ``best_baseline`` and the
+    scored ``frame`` are the gate's holdout's (``Split.holdout``): the reported test rows choose nothing."""
     problems = []
     if frame[["p10", "p50", "p90"]].isna().any().any() or not np.isfinite(frame[["p10", "p50", "p90"]]).all().all():
         problems.append("NaN or infinite predictions")
@@ -211,10 +292,10 @@ def sanity(metrics: dict[str, float], best_baseline: float, cfg: Config, frame: 
         problems.append("quantiles cross")
     target = cfg.train.quantiles[2] - cfg.train.quantiles[0]
     if abs(metrics["coverage_80"] - target) > cfg.promote.max_coverage_error:
-        problems.append(f"interval coverage {metrics['coverage_80']:.3f} is off the target {target:.2f} by more "
+        problems.append(f"holdout interval coverage {metrics['coverage_80']:.3f} is off the target {target:.2f} by more "
                         f"than {cfg.promote.max_coverage_error}")
     if metrics["rmsle"] >= best_baseline:
-        problems.append(f"RMSLE {metrics['rmsle']:.4f} does not beat the best baseline {best_baseline:.4f}")
+        problems.append(f"holdout RMSLE {metrics['rmsle']:.4f} does not beat the best baseline {best_baseline:.4f}")
     return problems
 
 
@@ -284,14 +365,32 @@ def simulator_noise_floor(spark: SparkSession, cfg: Config, split: Split, test: 
     return noise_floor(train_truth, test_truth)
 
 
+def simulator_structured_oracle(spark: SparkSession, cfg: Config, split: Split) -> float | None:
+    """The structured oracle's test RMSLE (``pricing.price_model.oracle``), fitted on the model's own training
+    rows, when the simulator's truth exists (evaluation only)."""
+    from pricing.price_model.oracle import oracle_frame, structured_oracle
+
+    ref = table(cfg, catalog.TRUTH_LISTINGS)
+    if not delta_io.exists(spark, ref):
+        return None
+    truth = delta_io.read(spark, ref)
+    return structured_oracle(*(oracle_frame(part, truth) for part in (split.train, split.valid, split.test)))
+
+
 # ---- the train job's steps -------------------------------------------------------------------------------
 def check_train_settings(spark: SparkSession, cfg: Config, features: tuple[str, ...]) -> None:
-    """Fails before anything is read when ``train.interval_segment`` is not one of ``features`` or the cluster
-    cannot run ``train.num_workers`` tasks at once (``check_workers``)."""
+    """Fails before anything is read when the validation and calibration windows are shorter than the label
+    horizon (see :func:`time_split`), ``train.interval_segment`` is not one of ``features`` or the cluster cannot
+    run ``train.num_workers`` tasks at once (``check_workers``)."""
     t = cfg.train
-    if t.interval_segment != "none" and t.interval_segment not in features:
-        raise ConfigError(f"train.interval_segment {t.interval_segment!r} is not a model feature; choose 'none' "
-                          f"or one of {', '.join(features)}")
+    h = cfg.features.sold_within_days
+    if t.validation_days + t.calibration_days < h:
+        raise ConfigError(f"train.validation_days + train.calibration_days = {t.validation_days + t.calibration_days}"
+                          f" is shorter than the label horizon features.sold_within_days = {h}: training labels "
+                          "(sales up to H days after listing) would reach into the test window")
+    if t.interval_segment not in ("none", P50_BAND, *features):
+        raise ConfigError(f"train.interval_segment {t.interval_segment!r} is not a model feature; choose 'none', "
+                          f"'{P50_BAND}' or one of {', '.join(features)}")
     check_workers(spark, t.num_workers)
 
 
@@ -303,10 +402,12 @@ def check_comparables(cfg: Config, data: DataFrame, ref: TableRef) -> None:
 
 
 def split_rows(split: Split) -> dict[str, int]:
-    """Rows per part (``train``, ``valid``, ``test``); fails when any part is empty."""
-    rows = {"train": split.train.count(), "valid": split.valid.count(), "test": split.test.count()}
+    """Rows per part (``train``, ``valid``, ``calib``, ``test``, ``holdout``); fails when any part is empty."""
+    rows = {"train": split.train.count(), "valid": split.valid.count(), "calib": split.calib.count(),
+            "test": split.test.count(), "holdout": split.holdout.count()}
     if min(rows.values()) == 0:
-        raise ModelGateError(f"empty split {rows}: widen the data window or shrink test/validation days")
+        raise ModelGateError(f"empty split {rows}: widen the data window or shrink train.test_days, "
+                             "calibration_days or validation_days")
     return rows
 
 
@@ -330,8 +431,10 @@ def log_run_inputs(spark: SparkSession, cfg: Config, ref: TableRef, version: int
     mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config.yml")
     mlflow.log_params({"features": ",".join(features), "n_features": len(features),
                        "training_table": str(ref), "training_table_version": version,
-                       "valid_start": str(split.valid_start), "test_start": str(split.test_start),
-                       "rows_train": rows["train"], "rows_valid": rows["valid"], "rows_test": rows["test"]})
+                       "valid_start": str(split.valid_start), "calib_start": str(split.calib_start),
+                       "test_start": str(split.test_start), "test_end": str(split.end),
+                       "label_horizon_days": split.horizon_days,
+                       **{f"rows_{k}": v for k, v in rows.items()}})
     mlflow.set_tags({"git_commit": git_commit(cfg), "env": cfg.env, "job": "train",
                      "intervals": cfg.train.intervals, "model_name": cfg.mlflow.model_name})
     log_lineage(spark, ref, version)
@@ -349,7 +452,7 @@ def log_history(run_id: str, history: dict[str, list[float]]) -> None:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A fitted price model judged on the test weeks (which chose nothing)."""
+    """A fitted price model judged on the test window (which chose nothing), and checked on the gate's holdout."""
 
     test: pd.DataFrame
     """Scored test rows (``score_with_labels`` + ``EVAL_COLS`` + segments)."""
@@ -364,7 +467,9 @@ class Evaluation:
     logged: dict[str, float]
     """The run's metrics, as logged to MLflow."""
     problems: list[str]
-    """``sanity``'s reasons the model is not fit to serve; empty when it passes."""
+    """``sanity``'s reasons the model is not fit to serve (judged on the holdout); empty when it passes."""
+    oracle: float | None = None
+    """The structured oracle's test RMSLE (simulator only), when its truth exists."""
 
     @property
     def best_baseline(self) -> float:
@@ -376,30 +481,57 @@ class Evaluation:
         return "passed" if not self.problems else "; ".join(self.problems)
 
 
+def min_segment_coverage(seg: pd.DataFrame, min_rows: int) -> pd.DataFrame:
+    """Per segment dimension, the segment with at least ``min_rows`` rows whose 80% range covers least:
+    ``segment, value, rows, coverage_80``."""
+    big = seg[seg["rows"] >= min_rows]
+    if big.empty:
+        return big[["segment", "value", "rows", "coverage_80"]]
+    idx = big.groupby("segment")["coverage_80"].idxmin()
+    return big.loc[idx, ["segment", "value", "rows", "coverage_80"]].reset_index(drop=True)
+
+
 def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePredictor, params: dict[str, Any],
              prepare_s: float, fit_s: float) -> Evaluation:
     """Test metrics against the baselines and the noise floor, per segment, the comparables ablation (when
     ``features.comparables``; it refits a median booster with ``params``), the run's metrics (with
-    ``prepare_s`` and ``fit_s``) and the sanity checks."""
+    ``prepare_s`` and ``fit_s``), and the sanity checks, which read the gate's holdout, never the test rows."""
     t = cfg.train
-    test = with_segments(score_with_labels(split.test, predictor, EVAL_COLS),
-                         brand_tiers(split.train, t.brand_tier_min_sales))
+    tiers = brand_tiers(split.train, t.brand_tier_min_sales)
+    test = with_segments(score_with_labels(split.test, predictor, EVAL_COLS), tiers)
     metrics = overall_metrics(test, t.quantiles)
     base = baseline_metrics(test, baseline_predictions(split.train, test, cfg.features.shrinkage_k))
     seg = segment_metrics(test, SEGMENTS, t.quantiles)
     floor = simulator_noise_floor(spark, cfg, split, test)
+    holdout = score_with_labels(split.holdout, predictor, EVAL_COLS)
+    h_metrics = overall_metrics(holdout, t.quantiles)
+    h_base = baseline_metrics(holdout, baseline_predictions(split.train, holdout, cfg.features.shrinkage_k))
     logged = {f"test_{k}": v for k, v in metrics.items()}
     logged.update({f"baseline_{k}_{m}": v for k, d in base.items() for m, v in d.items()})
+    logged.update({"holdout_rmsle": h_metrics["rmsle"], "holdout_coverage_80": h_metrics["coverage_80"],
+                   "holdout_rows": h_metrics["rows"],
+                   "holdout_best_baseline_rmsle": min(v["rmsle"] for v in h_base.values())})
     logged.update({"prepare_seconds": prepare_s, "fit_seconds": fit_s,
                    "best_iteration": float(getattr(predictor.median, "best_iteration", -1))})
+    weakest = min_segment_coverage(seg, cfg.promote.min_segment_rows)
+    logged.update({f"test_coverage_80_min_{dim}": float(cov)
+                   for dim, cov in zip(weakest["segment"], weakest["coverage_80"], strict=True)})
+    if len(weakest):
+        logged["test_coverage_80_min_segment"] = float(weakest["coverage_80"].min())
     if floor:
         logged.update({"noise_floor_rmsle": floor, "rmsle_over_noise_floor": metrics["rmsle"] / floor})
-    g_lo, g_hi = predictor.intervals.offsets[ALL]
-    if predictor.intervals.method == "conformal":
-        logged.update({"interval_lo": g_lo, "interval_hi": g_hi,
+    oracle = simulator_structured_oracle(spark, cfg, split) if floor else None
+    if oracle:
+        logged.update({"structured_oracle_rmsle": oracle, "rmsle_over_structured_oracle": metrics["rmsle"] / oracle})
+    # Where the range sits around the median on average (log scale), whatever the method.
+    logged.update({"interval_lo": float(np.mean(test["p10_log"] - test["p50_log"])),
+                   "interval_hi": float(np.mean(test["p90_log"] - test["p50_log"]))})
+    if predictor.intervals.method in ("conformal", "cqr"):
+        g_lo, g_hi = predictor.intervals.offsets[ALL]
+        logged.update({"interval_offset_lo": g_lo, "interval_offset_hi": g_hi,
                        "interval_segments": float(len(predictor.intervals.offsets) - 1)})
     if cfg.features.comparables:  # the comparable features' worth, on the same split and params
         logged["test_rmsle_without_comparables"] = rmsle_without_comparables(spark, cfg, split, params)
         logged["test_rmsle_delta_comparables"] = metrics["rmsle"] - logged["test_rmsle_without_comparables"]
-    best_base = min(v["rmsle"] for v in base.values())
-    return Evaluation(test, metrics, base, seg, floor, logged, sanity(metrics, best_base, cfg, test))
+    problems = sanity(h_metrics, logged["holdout_best_baseline_rmsle"], cfg, holdout)
+    return Evaluation(test, metrics, base, seg, floor, logged, problems, oracle)

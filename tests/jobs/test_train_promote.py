@@ -20,6 +20,9 @@ pytestmark = pytest.mark.slow
 
 WEAK = ["train.booster.max_depth=1", "train.booster.n_estimators=40", "train.booster.learning_rate=0.3"]
 """Stumps: an additive model that still beats the baselines but is clearly worse than depth-6 trees."""
+ONE_FIT = ["train.intervals=conformal", "features.comparables=false"]
+"""One booster per training run (no quantile boosters, no comparables ablation): what the gate, reproducibility
+and tuning scenarios need, at a third of the default's fits.  The default recipe is tested on the workflow's run."""
 
 
 def _client(cfg: Config) -> MlflowClient:
@@ -32,7 +35,7 @@ def _champion(cfg: Config) -> int | None:
 
 
 def test_a_worse_model_is_never_promoted_and_a_better_one_is(spark, cfg, workflow) -> None:
-    gate = cfg.with_overrides(["mlflow.model_name=gate_test"])
+    gate = cfg.with_overrides(["mlflow.model_name=gate_test", *ONE_FIT])
     weak = gate.with_overrides(WEAK)
     client = _client(gate)
 
@@ -57,7 +60,7 @@ def test_a_worse_model_is_never_promoted_and_a_better_one_is(spark, cfg, workflo
 
 
 def test_same_data_version_and_seed_give_the_same_metrics(spark, cfg, workflow) -> None:
-    repro = cfg.with_overrides(["mlflow.model_name=repro_test"])
+    repro = cfg.with_overrides(["mlflow.model_name=repro_test", *ONE_FIT])
     client = _client(repro)
     runs = [train.run(spark, repro).info["mlflow_run_id"] for _ in range(2)]
     a, b = (client.get_run(r).data for r in runs)
@@ -78,8 +81,15 @@ def test_the_run_carries_what_a_reviewer_needs(spark, cfg, workflow) -> None:
             "plots/residuals.png", "plots/calibration.png"} <= artifacts
     m = run.data.metrics
     for key in ("test_rmsle", "test_mae", "test_mape", "test_pinball_p10", "test_pinball_p50", "test_pinball_p90",
-                "test_coverage_80", "test_width_80", "noise_floor_rmsle", "rmsle_over_noise_floor"):
+                "test_coverage_80", "test_width_80", "noise_floor_rmsle", "rmsle_over_noise_floor",
+                "structured_oracle_rmsle", "rmsle_over_structured_oracle", "test_coverage_80_min_segment",
+                "holdout_rmsle", "holdout_coverage_80", "holdout_best_baseline_rmsle"):
         assert key in m, key
+    # The split by listing time: its windows and rows are on the run; the gate's holdout is not the test rows.
+    p = run.data.params
+    assert p["valid_start"] < p["calib_start"] < p["test_start"] < p["test_end"]
+    assert int(p["rows_test"]) > 0 and int(p["rows_holdout"]) > 0
+    assert run.data.tags["intervals"] == "cqr"
     assert len(client.get_metric_history(run.info.run_id, "valid_rmse")) > 5  # per-iteration validation loss
     assert run.data.params["training_table_version"].isdigit()
     assert run.data.tags["git_commit"] and run.data.params["cfg.train.num_workers"] == "2"
@@ -122,7 +132,7 @@ def test_demand_and_scoring_runs_link_their_models_and_outputs(spark, cfg, workf
 
 
 def test_tuning_runs_each_trial_as_a_nested_run(spark, cfg, workflow) -> None:
-    tuned = cfg.with_overrides(["mlflow.model_name=tuning_test", "train.tuning.enabled=true",
+    tuned = cfg.with_overrides(["mlflow.model_name=tuning_test", *ONE_FIT, "train.tuning.enabled=true",
                                 "train.tuning.n_trials=2", "train.booster.n_estimators=20"])
     client = _client(tuned)
     parent = train.run(spark, tuned).info["mlflow_run_id"]

@@ -111,7 +111,8 @@ def test_both_registered_models_load_and_predict_without_our_package(spark, stor
     price = _price_predictor()
     price_rows = pd.DataFrame({"x": rng.uniform(0, 5, 8), "seg": rng.integers(0, 3, 8).astype(float)})
     test_df = spark.createDataFrame(price_rows)
-    split = Split(test_df, test_df, test_df, datetime(2025, 1, 1), datetime(2025, 2, 1), datetime(2025, 3, 1))
+    split = Split(test_df, test_df, test_df, test_df, test_df, datetime(2025, 1, 1), datetime(2025, 1, 15),
+                  datetime(2025, 2, 1), datetime(2025, 3, 1), datetime(2025, 3, 31), 30)
     logged = {"test_rmsle": 0.41, "test_coverage_80": 0.8, "baseline_global_median_rmsle": 0.6}
     ev = Evaluation(pd.DataFrame(), {"rmsle": 0.41, "coverage_80": 0.8}, {"global_median": {"rmsle": 0.6}},
                     pd.DataFrame(), None, logged, [])

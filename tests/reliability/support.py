@@ -26,7 +26,8 @@ from pricing.platform.tables import table
 TINY = [
     "simulator.n_listings=3000", "simulator.n_sellers=300", "simulator.n_brands=40", "simulator.days=90",
     "simulator.partitions=2", "spark.shuffle_partitions=2", "spark.ui=false", "train.booster.n_estimators=30",
-    "train.num_workers=2", "train.test_days=14", "train.validation_days=14", "score.scoring_date=2025-03-01",
+    "train.num_workers=2", "train.test_days=14", "train.validation_days=14", "train.calibration_days=16",
+    "score.scoring_date=2025-03-01",
     "ingest.lock_timeout_s=300",
 ]
 """Small enough for a few seconds a job; every job still has data to work on."""
