@@ -9,6 +9,14 @@ sale probability, day-14/28 drops, accepted offers) of each pricing policy, list
 * ``optimised``: the recommendation;
 * ``naive``: the recommendation the naive (observational) price response would make;
 
+beside simple baselines (every ratio is reported next to them, so a model that a rule of thumb matches shows):
+
+* ``flat_m30`` ... ``flat_p10``: every asking price changed by the same share (``FLAT_CHANGES``: -30, -25, -20,
+  -10, 0 and +10 %), clipped to the recommendation's guardrail band as the recommendation is;
+* "set to the p50 suggestion" is the ``p50`` policy above;
+* ``best_flat``: the flat rule with the highest overall ratio, chosen in hindsight on this very evaluation (so
+  it flatters the baseline, never the model); ``optimised_margin_over_best_flat`` is the optimiser's lead over it;
+
 against two oracles that know the item's true demand:
 
 * ``oracle``: the best price inside the recommendation's own guardrails (the band
@@ -52,6 +60,18 @@ POLICIES = ("own", "p50", "optimised", "naive")
 POLICY_PRICE = {"own": "current_price", "p50": "suggested_price", "optimised": "recommended_price",
                 "naive": "naive_price"}
 """Policy -> the input column holding the price it lists at."""
+FLAT_CHANGES = (-0.30, -0.25, -0.20, -0.10, 0.0, 0.10)
+"""The flat baselines: every asking price changed by this share (within the guardrail band)."""
+
+
+def flat_name(change: float) -> str:
+    """-0.3 -> ``flat_m30``, 0.1 -> ``flat_p10``, 0 -> ``flat_p00``."""
+    return f"flat_{'m' if change < 0 else 'p'}{round(abs(change) * 100):02d}"
+
+
+BASELINES = tuple(flat_name(c) for c in FLAT_CHANGES)
+RATIOED = (*POLICIES, *BASELINES)
+"""Everything with a ratio to the oracles: the policies and the flat baselines."""
 TRUTH_COLS = ("log_fair_value", "elasticity", "base_hazard", "demand_bonus")
 SEGMENT_DIMS = ("department", "category", "price_band", "listing_age", "limited_by")
 """Segment columns of the evaluation input, besides the overall row."""
@@ -66,9 +86,17 @@ EVAL_DOCS = {
                      "oracle's." for p in POLICIES},
     **{f"{p}_ratio_free": f"True expected revenue listing at {POLICY_PRICE[p]} (policy {p}) over the free "
                           "oracle's." for p in POLICIES},
+    **{f"{flat_name(c)}_ratio": f"Baseline: true expected revenue with every asking price changed by {c:+.0%} "
+                                "(clipped to the guardrail band), over the guardrailed oracle's." for c in FLAT_CHANGES},
+    **{f"{flat_name(c)}_ratio_free": f"Baseline: every asking price changed by {c:+.0%}, over the free oracle's."
+       for c in FLAT_CHANGES},
+    "best_flat": "The flat baseline with the highest overall ratio, chosen in hindsight on this evaluation.",
+    "best_flat_ratio": "That rule's ratio to the guardrailed oracle in this segment.",
+    "optimised_margin_over_best_flat": "optimised_ratio - best_flat_ratio: the optimiser's lead over the best flat "
+                                       "rule, in points of oracle revenue (as a share).",
     "guardrail_ratio": "oracle_revenue / free_revenue: what the guardrails cost.",
     **{f"{p}_sell_through": f"True probability of selling within the horizon under policy {p}."
-       for p in (*POLICIES, "oracle", "free")},
+       for p in (*RATIOED, "oracle", "free")},
     "model_version": "Demand model version whose recommendations were evaluated.",
     "evaluated_at": "When the evaluation was written (UTC).",
 }
@@ -128,7 +156,7 @@ def best_price(params: DemandParams, lo: np.ndarray, hi: np.ndarray, horizon_day
 
 EVAL_SCHEMA = T.StructType([
     T.StructField("listing_id", T.LongType()),
-    *[T.StructField(f"{k}_{p}", T.DoubleType()) for p in (*POLICIES, "oracle", "free") for k in ("gmv", "sold")],
+    *[T.StructField(f"{k}_{p}", T.DoubleType()) for p in (*RATIOED, "oracle", "free") for k in ("gmv", "sold")],
     T.StructField("oracle_price", T.DoubleType()),
     T.StructField("free_price", T.DoubleType()),
 ])
@@ -148,8 +176,12 @@ def evaluate_batch(pdf: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
         e = expected_outcomes(np.where(np.isnan(price), 1.0, price), params, horizon_days)
         put(policy, ExpectedOutcomes(*(np.where(np.isnan(price), np.nan, a) for a in (e.p_sold, e.days_on_market,
                                                                                         e.gmv))))
-    oracle = best_price(params, pdf["band_lo"].to_numpy(dtype=np.float64), pdf["band_hi"].to_numpy(dtype=np.float64),
-                        horizon_days)
+    band_lo, band_hi = pdf["band_lo"].to_numpy(dtype=np.float64), pdf["band_hi"].to_numpy(dtype=np.float64)
+    current = pdf[POLICY_PRICE["own"]].to_numpy(dtype=np.float64)
+    for change in FLAT_CHANGES:
+        put(flat_name(change), expected_outcomes(np.clip(current * (1 + change), band_lo, band_hi), params,
+                                                 horizon_days))
+    oracle = best_price(params, band_lo, band_hi, horizon_days)
     floor, ceiling = pdf["floor"].to_numpy(dtype=np.float64), pdf["ceiling"].to_numpy(dtype=np.float64)
     lfv = params.log_fair_value
     free = best_price(params, np.clip(np.exp(lfv - FREE_SPAN), floor, ceiling),
@@ -191,7 +223,7 @@ def summarise(evaluated: DataFrame) -> pd.DataFrame:
     pairs = F.array(F.struct(F.lit("overall").alias("segment"), F.lit("all").alias("value")),
                     *[F.struct(F.lit(d).alias("segment"), F.coalesce(F.col(d), F.lit("none")).alias("value"))
                       for d in SEGMENT_DIMS])
-    names = [*POLICIES, "oracle", "free"]
+    names = [*RATIOED, "oracle", "free"]
     sums = (evaluated.select(F.explode(pairs).alias("s"), *[f"gmv_{p}" for p in names],
                              *[f"sold_{p}" for p in names])
             .groupBy("s.segment", "s.value")
@@ -200,9 +232,14 @@ def summarise(evaluated: DataFrame) -> pd.DataFrame:
     out = sums[["segment", "value", "listings"]].copy()
     out["oracle_revenue"] = sums["gmv_oracle"]
     out["free_revenue"] = sums["gmv_free"]
-    for p in POLICIES:
+    for p in RATIOED:
         out[f"{p}_ratio"] = sums[f"gmv_{p}"] / sums["gmv_oracle"]
         out[f"{p}_ratio_free"] = sums[f"gmv_{p}"] / sums["gmv_free"]
+    overall = (sums["segment"] == "overall").to_numpy()
+    best = max(BASELINES, key=lambda b: float(out.loc[overall, f"{b}_ratio"].iloc[0]))
+    out["best_flat"] = best
+    out["best_flat_ratio"] = out[f"{best}_ratio"]
+    out["optimised_margin_over_best_flat"] = out["optimised_ratio"] - out["best_flat_ratio"]
     out["guardrail_ratio"] = sums["gmv_oracle"] / sums["gmv_free"]
     for p in names:
         out[f"{p}_sell_through"] = sums[f"sold_{p}"]

@@ -199,8 +199,9 @@ def log_recommend_run(cfg: Config, stats: dict[str, float], evaluation: pd.DataF
         mlflow.log_metrics(stats)
         if evaluation is not None:
             overall = evaluation.query("segment == 'overall'").iloc[0]
-            mlflow.log_metrics({f"eval_{c}": float(overall[c]) for c in evaluation.columns
-                                if c not in ("segment", "value") and np.isfinite(float(overall[c]))})
+            numeric = evaluation.select_dtypes("number").columns
+            mlflow.log_metrics({f"eval_{c}": float(overall[c]) for c in numeric if np.isfinite(float(overall[c]))})
+            mlflow.set_tag("eval_best_flat", str(overall["best_flat"]))
             path = Path(tmp) / "recommendation_eval.csv"
             evaluation.to_csv(path, index=False)
             mlflow.log_artifact(str(path))

@@ -173,7 +173,8 @@ def _overwrite_once(df: DataFrame, ref: TableRef, replace_where: str | None = No
     if replace_where is None:
         writer = writer.option("overwriteSchema", "true")
     else:
-        writer = writer.option("replaceWhere", replace_where)
+        # A slice written by a newer version may carry new columns (added to the table); never drops one.
+        writer = writer.option("replaceWhere", replace_where).option("mergeSchema", "true")
     if ref.full_name is not None:
         writer.saveAsTable(ref.full_name)
     else:

@@ -12,7 +12,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from pricing.demand_model.estimator import ALL, DemandPredictor, choose, recommend_batch
-from pricing.optimisation.evaluation import best_price, evaluate_batch, summarise
+from pricing.optimisation.evaluation import BASELINES, FLAT_CHANGES, best_price, evaluate_batch, summarise
 from pricing.optimisation.recommend import ABOVE, UNDER, WELL, with_band, with_candidates, with_reasons
 from pricing.platform.config import RecommendConfig, ScoreConfig
 from pricing.world.true_demand import DemandParams, expected_outcomes
@@ -307,3 +307,34 @@ def test_demand_and_recommend_in_the_small_workflow(spark, cfg, workflow) -> Non
     pd.testing.assert_frame_equal(
         again.sort_values("listing_id")[["listing_id", "recommended_price"]].reset_index(drop=True),
         written.sort_values("listing_id")[["listing_id", "recommended_price"]].reset_index(drop=True))
+
+
+def test_flat_baselines_are_judged_beside_every_policy(spark) -> None:
+    """Each flat rule lists every item at its asking price changed by the same share, clipped to the guardrail
+    band; the best one is picked in hindsight on the overall ratio, and the optimiser's margin is over it."""
+    current = np.array([30.0, 25.0, 160.0, 9.0, 60.0])
+    pdf = pd.DataFrame({
+        "listing_id": np.arange(5), "current_price": current, "suggested_price": [18.0, 22.0, 140.0, 7.5, 35.0],
+        "recommended_price": [21.0, 24.0, 150.0, 8.5, 42.0], "naive_price": [np.nan] * 5,
+        "band_lo": current * 0.75, "band_hi": current * 1.3, "floor": 1.0, "ceiling": 5000.0,
+        "log_fair_value": TRUTH.log_fair_value, "elasticity": TRUTH.elasticity, "base_hazard": TRUTH.base_hazard,
+        "demand_bonus": TRUTH.demand_bonus})
+    out = evaluate_batch(pdf, 30)
+    assert BASELINES == ("flat_m30", "flat_m25", "flat_m20", "flat_m10", "flat_p00", "flat_p10")
+    for name, change in zip(BASELINES, FLAT_CHANGES, strict=True):
+        # -30 % lies below the band's -25 %: clipped to it, so the two rules price alike.
+        price = current * max(1 + change, 0.75)
+        np.testing.assert_allclose(out[f"gmv_{name}"], expected_outcomes(price, TRUTH, 30).gmv, rtol=1e-12)
+    np.testing.assert_allclose(out["gmv_flat_m30"], out["gmv_flat_m25"], rtol=1e-12)
+    np.testing.assert_allclose(out["gmv_flat_p00"], out["gmv_own"], rtol=1e-12)
+    for col in ("department", "category", "price_band", "listing_age"):
+        out[col] = "x"
+    out["limited_by"] = None
+    overall = summarise(spark.createDataFrame(out)).query("segment == 'overall'").iloc[0]
+    ratios = {b: out[f"gmv_{b}"].sum() / out["gmv_oracle"].sum() for b in BASELINES}
+    for b, ratio in ratios.items():
+        assert overall[f"{b}_ratio"] == pytest.approx(ratio)
+    best = max(ratios, key=lambda b: ratios[b])
+    assert overall["best_flat"] == best
+    assert overall["best_flat_ratio"] == pytest.approx(ratios[best])
+    assert overall["optimised_margin_over_best_flat"] == pytest.approx(overall["optimised_ratio"] - ratios[best])
