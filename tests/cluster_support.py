@@ -1,7 +1,7 @@
 """A real Spark standalone cluster for tests: a master and two one-core workers on 127.0.0.1, started from the
 installed pyspark (``bin/spark-class``), each daemon leading its own process group so that it and the executors
-it launches can be stopped (terminate, then kill) whatever happens.  Used by ``tests/test_cluster.py`` and the
-executor-loss test in ``tests/reliability/``."""
+it launches can be stopped (terminate, then kill) whatever happens.  Used by the deployed-path harness
+(``tests/workflow/test_deployed.py``) and the executor-loss test in ``tests/reliability/``."""
 
 from __future__ import annotations
 
@@ -77,13 +77,15 @@ def group_alive(pgid: int) -> bool:
 
 
 @contextlib.contextmanager
-def start_cluster(tmp_path_factory: pytest.TempPathFactory, workers: int = 2) -> Iterator[Cluster]:
-    """Start a master and ``workers`` one-core workers; stop them (and their executors) on exit."""
+def start_cluster(tmp_path_factory: pytest.TempPathFactory, workers: int = 2,
+                  python: str = sys.executable) -> Iterator[Cluster]:
+    """Start a master and ``workers`` one-core workers; stop them (and their executors) on exit.  Executors run
+    ``python`` (default: this interpreter)."""
     logs = tmp_path_factory.mktemp("cluster-logs")
     port, ui = free_port(), free_port()
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1",
            # Executors run the venv's Python only through this variable (the builder's setting is ignored).
-           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python,
            # The REST submission server would take the fixed port 6066, shared with any other cluster here.
            "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
     procs: list[subprocess.Popen[bytes]] = []

@@ -137,3 +137,10 @@ def test_missing_configuration_is_named_with_where_it_was_looked_for(monkeypatch
         load_config("prod", conf_dir=conf, project_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"expectation suites folder .*/nosuites not found"):
         load_suites(tmp_path / "nosuites")
+
+
+def test_renaming_one_schema_keeps_the_other_layers() -> None:
+    """Every bundle task passes ``--set storage.schemas.ml=${var.schema}``: the other layers keep their schemas."""
+    cfg = load_config("prod", ["storage.schemas.ml=pricing_ml"])
+    assert cfg.storage.schemas == {"bronze": "bronze", "silver": "silver", "features": "features",
+                                   "ml": "pricing_ml", "truth": "truth"}

@@ -6,36 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "README.md", "pricing", "jobs", "features", "conf")
-"""What the build reads: copied, so the build leaves nothing (build/, *.egg-info) in the working tree."""
 CONF = sorted(p.relative_to(ROOT / "conf").as_posix() for p in (ROOT / "conf").rglob("*.yml"))
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built as the bundle's artifact is (databricks.yml: ``python -m pip wheel --no-deps -w dist .``)."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    src, dist = tmp / "src", tmp / "dist"
-    for name in SOURCES:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            src.mkdir(exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
-                           capture_output=True, text=True, timeout=540)
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    (whl,) = dist.glob("marketplace_pricing-*.whl")
-    return whl
 
 
 def test_the_wheel_carries_the_configuration_and_every_package(wheel: Path) -> None:
