@@ -154,14 +154,20 @@ def test_the_oracle_in_closed_form_at_a_one_day_horizon() -> None:
     np.testing.assert_allclose(got, kink, rtol=1e-5)
 
 
-def test_policy_outcomes_and_ratios_come_from_the_truth(spark) -> None:
+def five_listings(band_low: float) -> tuple[np.ndarray, pd.DataFrame]:
+    """The five TRUTH items with a current, suggested and recommended price and a guardrail band of
+    [band_low, 1.3] x current; no naive price."""
     current = np.array([30.0, 25.0, 160.0, 9.0, 60.0])
-    pdf = pd.DataFrame({
+    return current, pd.DataFrame({
         "listing_id": np.arange(5), "current_price": current, "suggested_price": [18.0, 22.0, 140.0, 7.5, 35.0],
         "recommended_price": [21.0, 24.0, 150.0, 8.5, 42.0], "naive_price": [np.nan] * 5,
-        "band_lo": current * 0.7, "band_hi": current * 1.3, "floor": 1.0, "ceiling": 5000.0,
+        "band_lo": current * band_low, "band_hi": current * 1.3, "floor": 1.0, "ceiling": 5000.0,
         "log_fair_value": TRUTH.log_fair_value, "elasticity": TRUTH.elasticity, "base_hazard": TRUTH.base_hazard,
         "demand_bonus": TRUTH.demand_bonus})
+
+
+def test_policy_outcomes_and_ratios_come_from_the_truth(spark) -> None:
+    current, pdf = five_listings(band_low=0.7)
     out = evaluate_batch(pdf, 30)
     for policy, col in (("own", "current_price"), ("p50", "suggested_price"), ("optimised", "recommended_price")):
         e = expected_outcomes(pdf[col].to_numpy(), TRUTH, 30)
@@ -312,13 +318,7 @@ def test_demand_and_recommend_in_the_small_workflow(spark, cfg, workflow) -> Non
 def test_flat_baselines_are_judged_beside_every_policy(spark) -> None:
     """Each flat rule lists every item at its asking price changed by the same share, clipped to the guardrail
     band; the best one is picked in hindsight on the overall ratio, and the optimiser's margin is over it."""
-    current = np.array([30.0, 25.0, 160.0, 9.0, 60.0])
-    pdf = pd.DataFrame({
-        "listing_id": np.arange(5), "current_price": current, "suggested_price": [18.0, 22.0, 140.0, 7.5, 35.0],
-        "recommended_price": [21.0, 24.0, 150.0, 8.5, 42.0], "naive_price": [np.nan] * 5,
-        "band_lo": current * 0.75, "band_hi": current * 1.3, "floor": 1.0, "ceiling": 5000.0,
-        "log_fair_value": TRUTH.log_fair_value, "elasticity": TRUTH.elasticity, "base_hazard": TRUTH.base_hazard,
-        "demand_bonus": TRUTH.demand_bonus})
+    current, pdf = five_listings(band_low=0.75)
     out = evaluate_batch(pdf, 30)
     assert BASELINES == ("flat_m30", "flat_m25", "flat_m20", "flat_m10", "flat_p00", "flat_p10")
     for name, change in zip(BASELINES, FLAT_CHANGES, strict=True):
