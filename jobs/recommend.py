@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 
 from pricing.demand_model.estimator import DemandPredictor, recommend_frame
 from pricing.demand_model.training import exploration_design, load_demand_version, with_demand_inputs
-from pricing.optimisation.evaluation import BASELINES, check_evaluable
+from pricing.optimisation.evaluation import BASELINES, POLICIES, check_evaluable
 from pricing.optimisation.recommend import (
     EVAL_OUTPUT,
     OUTPUT,
@@ -121,12 +121,11 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         "mlflow_run_id": run_id})
     if evaluation is not None:
         overall = evaluation[0].query("segment == 'overall'").iloc[0]
-        summary.info["vs_oracle"] = {p: round(float(overall[f"{p}_ratio"]), 4) for p in ("own", "p50", "optimised",
-                                                                                          "naive")}
+        summary.info["vs_oracle"] = {p: round(float(overall[f"{p}_ratio"]), 4) for p in POLICIES}
         summary.info["flat_baselines_vs_oracle"] = {p: round(float(overall[f"{p}_ratio"]), 4) for p in BASELINES}
         summary.info["vs_best_flat"] = (f"{overall['best_flat']} {overall['best_flat_ratio']:.4f}; optimised "
                                         f"{overall['optimised_margin_over_best_flat'] * 100:+.1f} points")
         summary.info["vs_free_oracle"] = {p: round(float(overall[f"{p}_ratio_free"]), 4)
-                                          for p in ("own", "p50", "optimised", "naive")}
+                                          for p in POLICIES}
     summary.task_values["recommended"] = int(stats["rows"])
     return summary.finish()

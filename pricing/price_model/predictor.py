@@ -23,7 +23,7 @@ This module adds what only the package needs: :func:`conformal_offsets`, :func:`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,16 +41,24 @@ __all__ = ["ALL", "P50_BAND", "PRED_SCHEMA", "Intervals", "PriceModel", "PricePr
 def conformal_offsets(resid: np.ndarray, segment: np.ndarray | None, alphas: tuple[float, float],
                       min_rows: int) -> dict[str, tuple[float, float]]:
     """Split-conformal offsets: residual quantiles (log scale) overall and per segment with ``min_rows``."""
-    def q(r: np.ndarray) -> tuple[float, float]:
+    def q(rows: np.ndarray) -> tuple[float, float]:
+        r = resid[rows]
         return min(0.0, float(np.quantile(r, alphas[0]))), max(0.0, float(np.quantile(r, alphas[1])))
 
-    out = {ALL: q(resid)}
+    return per_segment(q, len(resid), segment, min_rows)
+
+
+def per_segment(fit: Callable[[np.ndarray], tuple[float, float]], n: int, segment: np.ndarray | None,
+                min_rows: int) -> dict[str, tuple[float, float]]:
+    """``fit`` (given a boolean row mask) over all ``n`` rows as the :data:`ALL` entry, and over each segment
+    (``segment``: a float key per row, NaN for none) that has at least ``min_rows`` rows."""
+    out = {ALL: fit(np.ones(n, dtype=bool))}
     if segment is not None:
         keys = np.where(np.isnan(segment), -1, segment).astype(np.int64)
         for key in np.unique(keys):
             rows = keys == key
             if key >= 0 and rows.sum() >= min_rows:
-                out[str(int(key))] = q(resid[rows])
+                out[str(int(key))] = fit(rows)
     return out
 
 
@@ -73,14 +81,7 @@ def cqr_offsets(y: np.ndarray, q_lo: np.ndarray, q_hi: np.ndarray, segment: np.n
     def adj(rows: np.ndarray) -> tuple[float, float]:
         return (-conformal_quantile(below[rows], 1 - alphas[0]), conformal_quantile(above[rows], alphas[1]))
 
-    out = {ALL: adj(np.ones(len(y), dtype=bool))}
-    if segment is not None:
-        keys = np.where(np.isnan(segment), -1, segment).astype(np.int64)
-        for key in np.unique(keys):
-            rows = keys == key
-            if key >= 0 and rows.sum() >= min_rows:
-                out[str(int(key))] = adj(rows)
-    return out
+    return per_segment(adj, len(y), segment, min_rows)
 
 
 def p50_bands(p50_log: np.ndarray, n: int) -> tuple[float, ...]:
