@@ -13,7 +13,7 @@ from pricing.platform.spark import get_spark
 SMALL = [
     "simulator.n_listings=12000", "simulator.n_sellers=1500", "simulator.n_brands=300", "simulator.days=200",
     "simulator.partitions=2", "train.booster.n_estimators=60", "train.booster.max_depth=6", "spark.shuffle_partitions=2",
-    "train.test_days=21", "train.validation_days=21", "train.calibration_days=14",
+    "train.test_days=21", "train.validation_days=21", "train.calibration_days=14", "train.ablation=true",
 ]
 
 

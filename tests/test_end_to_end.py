@@ -48,6 +48,10 @@ def test_champion_is_registered_with_metrics(cfg, workflow) -> None:
     assert metrics["test_rmsle"] < metrics["baseline_brand_category_shrunk_rmsle"]
     assert metrics["test_rmsle"] < metrics["baseline_category_condition_median_rmsle"]
     assert metrics["interval_hi"] > 0 and metrics["interval_lo"] < 0
+    # train.ablation is on in the shared workflow: the comparable features' worth, from a refit without them.
+    assert metrics["test_rmsle_delta_comparables"] == pytest.approx(
+        metrics["test_rmsle"] - metrics["test_rmsle_without_comparables"])
+    assert metrics["test_rmsle_without_comparables"] < metrics["baseline_global_median_rmsle"]
     assert mv.tags["promotion_decision"] == "promoted"
     assert mv.tags["sanity"] == "passed"
 

@@ -503,6 +503,10 @@ class TrainConfig(_Section):
     ``validation_days``, at least ``features.sold_within_days``, so no training label is a sale of the test window."""
     booster: BoosterConfig = Field(default_factory=BoosterConfig)
     """The median booster (and the demand model's value boosters, which follow the price model's recipe)."""
+    ablation: bool = False
+    """Also refit the median booster without the comparable-sales features, on the same split and params, and log
+    what they are worth (``test_rmsle_without_comparables``).  One more distributed fit, so off in the scheduled
+    workflow; on for an explicit evaluation run (``--set train.ablation=true``)."""
     intervals: Literal["conformal", "quantile", "cqr"] = "cqr"
     """How p10/p90 are made: ``cqr``, two more boosters with ``reg:quantileerror`` for p10 and p90, each side
     then shifted by split-conformal adjustments from the calibration window (per ``interval_segment``), so the

@@ -494,7 +494,7 @@ def min_segment_coverage(seg: pd.DataFrame, min_rows: int) -> pd.DataFrame:
 def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePredictor, params: dict[str, Any],
              prepare_s: float, fit_s: float) -> Evaluation:
     """Test metrics against the baselines and the noise floor, per segment, the comparables ablation (when
-    ``features.comparables``; it refits a median booster with ``params``), the run's metrics (with
+    ``train.ablation`` and ``features.comparables``; it refits a median booster with ``params``), the run's metrics (with
     ``prepare_s`` and ``fit_s``), and the sanity checks, which read the gate's holdout, never the test rows."""
     t = cfg.train
     tiers = brand_tiers(split.train, t.brand_tier_min_sales)
@@ -530,7 +530,7 @@ def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePre
         g_lo, g_hi = predictor.intervals.offsets[ALL]
         logged.update({"interval_offset_lo": g_lo, "interval_offset_hi": g_hi,
                        "interval_segments": float(len(predictor.intervals.offsets) - 1)})
-    if cfg.features.comparables:  # the comparable features' worth, on the same split and params
+    if t.ablation and cfg.features.comparables:  # the comparable features' worth, on the same split and params
         logged["test_rmsle_without_comparables"] = rmsle_without_comparables(spark, cfg, split, params)
         logged["test_rmsle_delta_comparables"] = metrics["rmsle"] - logged["test_rmsle_without_comparables"]
     problems = sanity(h_metrics, logged["holdout_best_baseline_rmsle"], cfg, holdout)
