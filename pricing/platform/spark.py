@@ -86,8 +86,9 @@ def get_spark(cfg: Config, app_name: str | None = None, testing: bool = False) -
         .config("spark.driver.memory", cfg.spark.driver_memory)
         .config("spark.sql.warehouse.dir", str(state / "spark-warehouse"))
         .config("spark.ui.enabled", str(cfg.spark.ui and not testing).lower())
-        # Stage bars only on a terminal: in a scheduler's log they are noise (jobs print their own progress).
-        .config("spark.ui.showConsoleProgress", str(not testing and sys.stderr.isatty()).lower())
+        # No stage bar: on a terminal the workflow prints its own progress lines, with the stages in them
+        # (pricing.workflow.progress), and in a scheduler's log a bar is noise.
+        .config("spark.ui.showConsoleProgress", "false")
         # Local disks list fast on the driver; a Spark job per landing listing costs seconds on 2 cores.
         .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "4096")
         .config("spark.sql.adaptive.enabled", "true")

@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 from pricing.platform.config import Config
 from pricing.platform.errors import PricingError
 from pricing.platform.summary import JobSummary
+from pricing.workflow.progress import heartbeat
 from pricing.workflow.task_values import publish
 
 JOBS = ("generate", "ingest", "match", "features", "validate", "train", "promote", "score", "demand", "recommend")
@@ -23,7 +24,9 @@ def job_function(name: str) -> Callable[[SparkSession, Config], JobSummary]:
 
 
 def run_job(name: str, spark: SparkSession, cfg: Config) -> JobSummary:
-    summary = job_function(name)(spark, cfg)
+    function = job_function(name)
+    with heartbeat(spark, name):  # on a terminal, a line every few seconds while the job runs
+        summary = function(spark, cfg)
     print(summary.render(), flush=True)
     # Downstream Databricks tasks read these through {{tasks.<task>.values.<key>}}; locally a check only.
     publish(summary.task_values)
@@ -32,4 +35,5 @@ def run_job(name: str, spark: SparkSession, cfg: Config) -> JobSummary:
 
 def run_experiment(action: str, spark: SparkSession, cfg: Config) -> JobSummary:
     """``pricing experiment <action>``: simulate, analyse or design a pricing-policy experiment."""
-    return importlib.import_module("jobs.experiment").run(spark, cfg, action)
+    with heartbeat(spark, f"experiment {action}"):
+        return importlib.import_module("jobs.experiment").run(spark, cfg, action)
