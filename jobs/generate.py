@@ -17,9 +17,9 @@ from pricing.platform import catalog, delta_io
 from pricing.platform.config import Config
 from pricing.platform.summary import JobSummary
 from pricing.platform.tables import table
-from pricing.world.export import export_lines
+from pricing.world.export import FAULTS_DOCS, export_lines
 from pricing.world.generate import EXPORTED_THROUGH, check_manifest, export_days, exported_through
-from pricing.world.simulator import simulate
+from pricing.world.simulator import TRUTH_CATEGORIES_DOCS, TRUTH_LISTINGS_DOCS, simulate
 
 
 def run(spark: SparkSession, cfg: Config) -> JobSummary:
@@ -50,10 +50,12 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     # Written only once every event type's days are in: a crash before it re-exports those days, and
     # ingest drops the repeated events as duplicates (counted), so nothing is lost or doubled.
     (root / EXPORTED_THROUGH).write_text(str(max(through, done or through)))
-    truth = {catalog.TRUTH_LISTINGS.logical: sim.truth_listings, catalog.TRUTH_CATEGORIES.logical: sim.truth_categories,
-             catalog.TRUTH_LANDING_FAULTS.logical: faults[0].unionByName(faults[1]).unionByName(faults[2]).unionByName(faults[3])}
-    for logical, df in truth.items():
-        delta_io.overwrite(df, truth_refs[logical])
+    all_faults = faults[0].unionByName(faults[1]).unionByName(faults[2]).unionByName(faults[3])
+    truth = {catalog.TRUTH_LISTINGS.logical: (sim.truth_listings, TRUTH_LISTINGS_DOCS),
+             catalog.TRUTH_CATEGORIES.logical: (sim.truth_categories, TRUTH_CATEGORIES_DOCS),
+             catalog.TRUTH_LANDING_FAULTS.logical: (all_faults, FAULTS_DOCS)}
+    for logical, (df, docs) in truth.items():
+        delta_io.overwrite(df, truth_refs[logical], docs=docs)
         summary.tables[logical] = delta_io.version(spark, truth_refs[logical])
     summary.rows_out[catalog.TRUTH_LANDING_FAULTS.logical] = delta_io.read(spark, truth_refs[catalog.TRUTH_LANDING_FAULTS.logical]).count()
     sim.listings.unpersist()

@@ -1,6 +1,6 @@
-"""Every bronze, silver and ml table documents itself in the catalog: the table comment is its catalog entry's
-description and each column has a comment (``DESCRIBE DETAIL`` / ``DESCRIBE TABLE``, Unity Catalog Explorer),
-while reads through ``delta_io`` return plain rows."""
+"""Every table (bronze, silver, ml and truth) documents itself in the catalog: the table comment is its catalog
+entry's description and each column has a comment (``DESCRIBE DETAIL`` / ``DESCRIBE TABLE``, Unity Catalog
+Explorer), while reads through ``delta_io`` return plain rows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,20 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
-from jobs import ingest
+from jobs import generate, ingest
+from pricing.experiment import pipeline
+from pricing.experiment.frames import (
+    EXPERIMENTS_DOCS,
+    EXPERIMENTS_SCHEMA,
+    OUTCOMES_DOCS,
+    OUTCOMES_SCHEMA,
+    RESULTS_DOCS,
+    RESULTS_SCHEMA,
+    TRUTH_DOCS,
+    TRUTH_SCHEMA,
+)
 from pricing.platform import catalog, delta_io
 from pricing.platform.config import Config, load_config
 from pricing.platform.tables import TableRef, table
@@ -19,8 +31,19 @@ from pricing.sources import schemas
 from pricing.sources.landing import bronze_schema
 from pricing.sources.silver import COLUMN_DOCS, LISTINGS_DOCS, SALES_DOCS, build_listings, build_sales
 from pricing.validation.gate import RESULT_DOCS, RESULT_SCHEMA
+from pricing.world.export import FAULTS_DOCS, export_lines
+from pricing.world.simulator import TRUTH_CATEGORIES_DOCS, TRUTH_LISTINGS_DOCS, simulate
 
 SAMPLE = Path(__file__).parent / "sources" / "data" / "mercari_sample.tsv"
+TINY_WORLD = ["simulator.n_listings=400", "simulator.n_sellers=60", "simulator.n_brands=20", "simulator.days=30",
+              "simulator.partitions=2"]
+"""A world just big enough that every table the generate job writes has rows."""
+TRUTH_DOCS_BY_TABLE = {catalog.TRUTH_LISTINGS: TRUTH_LISTINGS_DOCS, catalog.TRUTH_CATEGORIES: TRUTH_CATEGORIES_DOCS,
+                       catalog.TRUTH_LANDING_FAULTS: FAULTS_DOCS}
+EXPERIMENT_SCHEMAS = {pipeline.OUTCOMES: (OUTCOMES_SCHEMA, OUTCOMES_DOCS), pipeline.RESULTS: (RESULTS_SCHEMA, RESULTS_DOCS),
+                      pipeline.EXPERIMENTS: (EXPERIMENTS_SCHEMA, EXPERIMENTS_DOCS),
+                      pipeline.TRUTH: (TRUTH_SCHEMA, TRUTH_DOCS)}
+"""Each table the experiment jobs write: its schema and column descriptions."""
 
 
 def _documentation(spark: SparkSession, ref: TableRef) -> tuple[str | None, dict[str, str | None]]:
@@ -94,3 +117,49 @@ def test_every_column_of_bronze_silver_and_validation_results_is_documented(spar
     assert set(spark.createDataFrame([], RESULT_SCHEMA).columns) == set(RESULT_DOCS)
     for docs in (*schemas.BRONZE_DOCS.values(), LISTINGS_DOCS, SALES_DOCS, OUTPUT_DOCS, RESULT_DOCS):
         assert all(text.strip() for text in docs.values())
+
+
+def test_every_column_of_the_truth_and_experiment_tables_is_documented(spark: SparkSession, cfg: Config) -> None:
+    sim = simulate(spark, cfg.with_overrides(TINY_WORLD).simulator)
+    try:
+        assert set(sim.truth_listings.columns) == set(TRUTH_LISTINGS_DOCS)
+        assert set(sim.truth_categories.columns) == set(TRUTH_CATEGORIES_DOCS)
+        for event_type, events in sim.events.items():
+            _, faults = export_lines(events, event_type, seed=1, rate=0.01)
+            assert set(faults.columns) == set(FAULTS_DOCS), event_type
+    finally:
+        sim.listings.unpersist()
+    assert {t.logical for t in EXPERIMENT_SCHEMAS} == set(pipeline.COLUMN_DOCS)
+    for entry, (schema, docs) in EXPERIMENT_SCHEMAS.items():
+        assert set(schema.fieldNames()) == set(docs), entry
+        assert pipeline.COLUMN_DOCS[entry.logical] is docs, entry
+    for docs in (*TRUTH_DOCS_BY_TABLE.values(), OUTCOMES_DOCS, RESULTS_DOCS, EXPERIMENTS_DOCS, TRUTH_DOCS):
+        assert all(text.strip() for text in docs.values())
+
+
+def test_the_generate_job_documents_the_truth_tables(spark: SparkSession, tmp_path: Path) -> None:
+    cfg = load_config("local", [*TINY_WORLD, f"storage.root={tmp_path}"])
+    generate.run(spark, cfg)
+    for entry, docs in TRUTH_DOCS_BY_TABLE.items():
+        ref = table(cfg, entry)
+        assert delta_io.read(spark, ref).count() > 0, entry
+        assert _documentation(spark, ref) == (entry.description, docs), entry
+
+
+def _example(schema: T.StructType, experiment_id: str) -> tuple[object, ...]:
+    """One row of ``schema`` with a made-up value of each column's type."""
+    values: dict[type, object] = {T.StringType: "x", T.LongType: 3, T.IntegerType: 2, T.DoubleType: 0.5,
+                                  T.BooleanType: True, T.DateType: date(2025, 3, 5),
+                                  T.TimestampType: datetime(2025, 3, 5, 6)}
+    return tuple(experiment_id if f.name == "experiment_id" else values[type(f.dataType)] for f in schema.fields)
+
+
+def test_the_experiment_tables_are_documented_by_their_writes(spark: SparkSession, tmp_path: Path) -> None:
+    cfg = load_config("local", [f"storage.root={tmp_path}"])
+    for entry, (schema, docs) in EXPERIMENT_SCHEMAS.items():
+        ref = table(cfg, entry)
+        for experiment_id in ("exp_a", "exp_b"):  # the first creates the table, the second replaces a slice
+            df = spark.createDataFrame([_example(schema, experiment_id)], schema)
+            pipeline.replace_rows(spark, df, ref, experiment_id)
+        assert _documentation(spark, ref) == (entry.description, docs), entry
+        assert delta_io.read(spark, ref).count() == 2, entry

@@ -97,6 +97,25 @@ OUTCOMES_SCHEMA = T.StructType([
 ])
 """``ml.experiment_outcomes``: one row per listing in an experiment (``shown_price`` null: no suggestion)."""
 
+OUTCOMES_DOCS = {
+    "experiment_id": "Experiment (experiment.experiment_id); a rerun of simulate replaces its rows.",
+    "listing_id": "Listing created in the experiment's window: one row per experiment and listing.",
+    "seller_id": "Seller: the unit of randomisation (all of a seller's listings share its arm).",
+    "arm": "control or treatment, drawn per seller by a hash of (seed, experiment, seller).",
+    "shown_price": "Price (GBP) the arm's policy suggested to the seller; null when it suggested none (own_price "
+                   "policy, or no model price).",
+    "adopted": "Whether the seller adopted the suggestion (with probability adoption_rate); else the own price "
+               "was kept.",
+    "price": "Asking price (GBP) the listing was listed at: shown_price if adopted, else the seller's own price.",
+    "sold": "Whether the listing sold within horizon_days of listing.",
+    "sale_day": "Days from listing to sale (fractional); null when not sold within horizon_days.",
+    "days_on_market": "Days on market, capped at horizon_days (an unsold listing counts horizon_days).",
+    "sold_price": "Price (GBP) it sold for: price after the day-14/28 drops before the sale, less an accepted "
+                  "offer; null if not sold.",
+    "gmv": "Gross merchandise value (GBP): sold_price, or 0 when not sold.",
+}
+"""Column -> description of ``ml.experiment_outcomes`` (``OUTCOMES_SCHEMA``)."""
+
 SIMULATED_SCHEMA = T.StructType([*OUTCOMES_SCHEMA.fields,
                                  *[T.StructField(c, T.DoubleType(), False) for c in EXPECTED_COLUMNS]])
 """What the simulation step emits: the outcomes plus each listing's expectations under both arms."""
@@ -124,6 +143,52 @@ RESULTS_SCHEMA = T.StructType([
 ])
 """``ml.experiment_results``: one row per experiment and metric (effects CUPED-adjusted; ``*_raw`` without)."""
 
+RESULTS_DOCS = {
+    "experiment_id": "Experiment analysed; a rerun of analyse replaces its rows.",
+    "metric": "sell_through, gmv_per_listing, days_on_market (capped at horizon_days) or price_accepted (GMV per "
+              "sale): one row per experiment and metric.",
+    "analysed_at": "When analyse wrote the rows (UTC).",
+    "mlflow_run_id": "MLflow run holding the read-out report.",
+    "control_policy": "Policy shown to control sellers (as in ml.experiments).",
+    "treatment_policy": "Policy shown to treatment sellers (as in ml.experiments).",
+    "n_sellers_control": "Sellers in the control arm (the unit of analysis).",
+    "n_sellers_treatment": "Sellers in the treatment arm.",
+    "n_listings_control": "Listings of the control sellers.",
+    "n_listings_treatment": "Listings of the treatment sellers.",
+    "control_mean": "Control arm's metric (ratio of totals over its sellers), CUPED-adjusted; in the metric's unit "
+                    "(share, GBP or days).",
+    "treatment_mean": "Treatment arm's metric, CUPED-adjusted.",
+    "effect": "treatment_mean - control_mean: the CUPED-adjusted effect, in the metric's unit.",
+    "se": "Standard error of effect (delta method, clustered by seller, CUPED-adjusted).",
+    "ci_low": "Lower end of effect's normal confidence interval at level 1 - experiment.alpha.",
+    "ci_high": "Upper end of effect's confidence interval.",
+    "p_value": "Two-sided p-value of effect, before the multiple-metric correction.",
+    "p_adjusted": "p_value adjusted over the experiment's metrics by correction.",
+    "correction": "Multiple-metric correction: holm (family-wise error rate) or bh (Benjamini-Hochberg, false "
+                  "discovery rate).",
+    "significant": "p_adjusted < experiment.alpha.",
+    "relative_lift": "treatment_mean / control_mean - 1 (CUPED-adjusted); null when control_mean is 0.",
+    "lift_ci_low": "Lower end of relative_lift's delta-method confidence interval.",
+    "lift_ci_high": "Upper end of relative_lift's confidence interval.",
+    "effect_raw": "Effect without CUPED (plain difference of the arms' ratios).",
+    "se_raw": "Standard error of effect_raw (delta method, clustered by seller).",
+    "ci_low_raw": "Lower end of effect_raw's confidence interval.",
+    "ci_high_raw": "Upper end of effect_raw's confidence interval.",
+    "p_value_raw": "Two-sided p-value of effect_raw, uncorrected.",
+    "cuped_theta": "CUPED slope on the covariate (the same metric over each seller's pre-period listings); 0: no "
+                   "adjustment.",
+    "variance_reduction": "1 - Var(effect) / Var(effect_raw): the variance CUPED removed.",
+    "ci_width_reduction": "1 - width(CUPED interval) / width(raw interval).",
+    "srm_p_value": "Sample-ratio-mismatch chi-square p-value of the seller split against treatment_share (same on "
+                   "every metric's row).",
+    "srm_ok": "srm_p_value >= experiment.srm_alpha: the seller split matches the design.",
+    "balance_ok": "Pre-period covariates balanced between the arms (every Holm-adjusted p >= "
+                  "experiment.balance_alpha).",
+    "true_effect": "Simulator's true effect (truth.experiment_effects); null when none is recorded.",
+    "ci_covers_truth": "Whether [ci_low, ci_high] contains true_effect; null without a true effect.",
+}
+"""Column -> description of ``ml.experiment_results`` (``RESULTS_SCHEMA``)."""
+
 EXPERIMENTS_SCHEMA = T.StructType([
     T.StructField("experiment_id", T.StringType(), False),
     T.StructField("control_policy", T.StringType(), False),
@@ -143,6 +208,29 @@ EXPERIMENTS_SCHEMA = T.StructType([
 ])
 """``ml.experiments``: one row per experiment, its design (what ``analyse`` reads back)."""
 
+EXPERIMENTS_DOCS = {
+    "experiment_id": "Experiment (experiment.experiment_id): one row each; a rerun of simulate replaces it.",
+    "control_policy": "What control sellers are shown: own_price (no suggestion), champion or challenger (that "
+                      "model's p50) or multiplier.",
+    "treatment_policy": "What treatment sellers are shown (same choices); equal to control_policy in an A/A test.",
+    "price_multiplier": "Factor the multiplier policy applies to the seller's own price; null when neither arm "
+                        "uses it.",
+    "champion_version": "Registry version of the champion model shown; null when neither arm shows it.",
+    "challenger_version": "Registry version of the challenger model shown; null when neither arm shows it.",
+    "treatment_share": "Designed share of sellers assigned to treatment.",
+    "adoption_rate": "Probability that a seller adopts a shown suggestion.",
+    "horizon_days": "Outcome horizon H in days: sold within H days, days on market capped at H.",
+    "start_date": "First day of the listing window.",
+    "days": "Length of the listing window in days (listings created from start_date on).",
+    "pre_period_days": "Length in days of the sellers' pre-period (CUPED covariates), which ends horizon_days before "
+                       "start_date.",
+    "seed": "Seed of the hashed assignment, adoption and sale draws.",
+    "lost_treatment_share": "Share of treatment sellers dropped from the outcomes (an injected fault to test the SRM "
+                            "check); 0 normally.",
+    "simulated_at": "When simulate wrote the experiment (UTC).",
+}
+"""Column -> description of ``ml.experiments`` (``EXPERIMENTS_SCHEMA``)."""
+
 TRUTH_SCHEMA = T.StructType([
     T.StructField("experiment_id", T.StringType(), False),
     T.StructField("metric", T.StringType(), False),
@@ -152,5 +240,16 @@ TRUTH_SCHEMA = T.StructType([
     T.StructField("relative_lift", T.DoubleType(), True),
 ])
 """``truth.experiment_effects``: the simulator's expected effect per metric (evaluation only)."""
+
+TRUTH_DOCS = {
+    "experiment_id": "Simulated experiment; a rerun of simulate replaces its rows.",
+    "metric": "sell_through, gmv_per_listing, days_on_market or price_accepted: one row per experiment and metric.",
+    "control": "Expected metric with every experiment listing under the control policy (over the adoption and "
+               "sale draws, from the true demand).",
+    "treatment": "Expected metric with every experiment listing under the treatment policy.",
+    "effect": "treatment - control: the true effect the analysis estimates.",
+    "relative_lift": "treatment / control - 1 (NaN when control is 0).",
+}
+"""Column -> description of ``truth.experiment_effects`` (``TRUTH_SCHEMA``)."""
 
 ARMS = (CONTROL, TREATMENT)

@@ -25,10 +25,14 @@ from pricing.experiment import analysis as an
 from pricing.experiment import design as dz
 from pricing.experiment import report
 from pricing.experiment.frames import (
+    EXPERIMENTS_DOCS,
     EXPERIMENTS_SCHEMA,
+    OUTCOMES_DOCS,
     OUTCOMES_SCHEMA,
+    RESULTS_DOCS,
     RESULTS_SCHEMA,
     SIMULATED_SCHEMA,
+    TRUTH_DOCS,
     TRUTH_SCHEMA,
     Windows,
     created_in,
@@ -65,6 +69,11 @@ EXPERIMENTS = catalog.ML_EXPERIMENTS
 TRUTH = catalog.TRUTH_EXPERIMENT_EFFECTS
 
 
+COLUMN_DOCS: dict[str, dict[str, str]] = {OUTCOMES.logical: OUTCOMES_DOCS, RESULTS.logical: RESULTS_DOCS,
+                                          EXPERIMENTS.logical: EXPERIMENTS_DOCS, TRUTH.logical: TRUTH_DOCS}
+"""Logical table -> its column descriptions, for every table the experiment jobs write (:func:`replace_rows`)."""
+
+
 MODEL_POLICIES = ("champion", "challenger")
 
 
@@ -80,9 +89,11 @@ def require(spark: SparkSession, cfg: Config, logical: catalog.Table | str, hint
 
 
 def replace_rows(spark: SparkSession, df: DataFrame, ref: TableRef, experiment_id: str) -> int:
-    """Write ``df`` as this experiment's rows: a rerun replaces them (Delta replaceWhere), never duplicates."""
+    """Write ``df`` as this experiment's rows: a rerun replaces them (Delta replaceWhere), never duplicates.
+    The table's column comments are its :data:`COLUMN_DOCS`."""
     # experiment_id is validated by the config (letters, digits, _ and -): safe inside the predicate.
-    delta_io.overwrite(df, ref, replace_where=f"experiment_id = '{experiment_id}'")
+    delta_io.overwrite(df, ref, replace_where=f"experiment_id = '{experiment_id}'",
+                       docs=COLUMN_DOCS.get(ref.logical))
     return delta_io.version(spark, ref)
 
 

@@ -43,6 +43,19 @@ LATE_DAYS_MAX = 3
 
 _PRICE = {"listing_created": "price", "listing_sold": "price", "price_changed": "new_price"}
 
+FAULTS_DOCS = {
+    "event_type": "Event type of the damaged line (listing_created, price_changed, listing_sold, listing_removed).",
+    "event_id": "The simulated event's id (the damaged line itself may lack it or not parse).",
+    "fault": "Fault kind injected (a key of pricing.world.export.FAULTS, e.g. truncated_line, zero_price, "
+             "duplicate, late_arrival).",
+    "expected": "Outcome ingest must give the line: a quarantine reason code, duplicate (dropped as a repeat) or "
+                "bronze (accepted: a late arrival).",
+    "raw_payload": "The landing line exactly as exported (for a duplicate, the repeated copy).",
+    "landing_date": "Day whose file the line lands in (after the event's day for late arrivals and duplicate "
+                    "copies).",
+}
+"""Column -> description of ``truth.landing_faults`` (the faults frame of :func:`export_lines`)."""
+
 
 def kinds_for(event_type: str) -> list[str]:
     return [k for k, (_, _, types) in FAULTS.items() if types is None or event_type in types]

@@ -88,6 +88,50 @@ class SimulatedData:
     """The persisted listing-level frame; ``unpersist()`` it when done."""
 
 
+TRUTH_LISTINGS_DOCS = {
+    "listing_id": "Simulated listing: one row each (the listing_id of its landing events and silver.listings).",
+    "log_fair_value": "True fair value, natural log of GBP: log_fair_observable + item_noise; demand prices "
+                      "against it.",
+    "log_fair_observable": "The part of the log fair value the listing's attributes determine (category, brand, "
+                           "condition, material, style, text signals, product): what a perfect model could learn.",
+    "item_noise": "Hidden item-level term of the log fair value (0.28 x N(0, 1)): no attribute reveals it.",
+    "ask_markup": "Seller's log markup of the asking price over the fair value, before price_nudge: list price = "
+                  "exp(log_fair_value + ask_markup + price_nudge), rounded, at least 2.",
+    "seller_skill": "Seller skill in [0, 1] (experience years / 5, capped at 1): lowers the markup and its spread, "
+                    "raises demand.",
+    "elasticity": "Price elasticity of demand (the leaf category's): the daily sale hazard scales by "
+                  "exp(-elasticity x log(price / fair value)).",
+    "base_hazard": "Daily sale probability at the fair value before demand_bonus (the leaf category's); the "
+                   "hazard is capped at 0.9.",
+    "demand_bonus": "Seller's multiplier on the daily sale hazard: 1 + 0.6 x seller_skill.",
+    "is_deadstock": "Unworn old stock (new_with_tags items only): raises the fair value; title and description "
+                    "may say so.",
+    "is_rare": "Rare item: raises the fair value; title and description may say so.",
+    "has_stain": "Stained (good, used or fair items only): lowers the fair value; the description may say so.",
+    "is_bundle": "Bundle of several items: raises the fair value; title and description may say so.",
+    "price_nudge": "Price-exploration log multiplier on the asking price: U(-max, max) for the nudged share of "
+                   "listings, exactly 0 for the rest (simulator.price_nudge_share, price_nudge_max).",
+    "product_id": "Canonical product the listing is an instance of (ground truth of product matching); null when "
+                  "none.",
+    "product_effect": "Log fair-value effect of the product's model line and colourway, shared by its instances; "
+                      "0 when no product.",
+}
+"""Column -> description of ``truth.listings`` (``SimulatedData.truth_listings``)."""
+
+TRUTH_CATEGORIES_DOCS = {
+    "leaf_id": "Leaf category: one row each.",
+    "department": "First level of the category path (as in silver.listings).",
+    "category": "Second level of the category path.",
+    "subcategory": "Third level of the category path.",
+    "base_price": "Category base price in GBP: its log, plus the marketplace price level and a hidden leaf "
+                  "effect, starts every listing's log fair value.",
+    "elasticity": "Price elasticity of demand, U(2, 5): the daily sale hazard scales by "
+                  "exp(-elasticity x log(price / fair value)).",
+    "base_hazard": "Daily sale probability at the fair value before the seller's demand bonus, U(0.02, 0.06).",
+}
+"""Column -> description of ``truth.categories`` (``SimulatedData.truth_categories``)."""
+
+
 def _categories(spark: SparkSession, seed: int) -> DataFrame:
     rows = []
     for leaf_id, dept, cat, sub, base in cd.category_tree():
