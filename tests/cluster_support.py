@@ -1,7 +1,7 @@
 """A real Spark standalone cluster for tests: a master and two one-core workers on 127.0.0.1, started from the
 installed pyspark (``bin/spark-class``), each daemon leading its own process group so that it and the executors
-it launches can be stopped (terminate, then kill) whatever happens.  Used by ``tests/test_cluster.py`` and the
-executor-loss test in ``tests/reliability/``."""
+it launches can be stopped (terminate, then kill) whatever happens.  Used by the deployed-path harness
+(``tests/workflow/test_deployed.py``) and the executor-loss test in ``tests/reliability/``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The local runner over the real bundle: order, task values handed downstream, saved values for ``--from``, and
 the failure paths.  The job functions are replaced by a recorder (the jobs themselves are tested on the real stack
-in tests/jobs, test_end_to_end and test_cluster): what is under test here is what each task is given."""
+in tests/jobs, test_end_to_end and workflow/test_deployed): what is under test here is what each task is given."""
 
 from __future__ import annotations
 

@@ -36,8 +36,9 @@ BRONZE = ("bronze.listings_raw", "bronze.price_changes_raw", "bronze.sales_raw",
 INGEST_TABLES = (*BRONZE, "bronze.quarantine", "silver.listings", "silver.sales")
 FEATURE_TABLES = ("features.listing_features", "features.market_stats", "features.comparable_sales",
                   "features.training_set")
-VOLATILE = {"ingested_at", "payload_hash", "scored_at", "model_version", "feature_table_version", "scoring_date"}
-"""Columns that legitimately differ between two runs over the same data: ingestion and scoring clocks, the
+VOLATILE = {"ingested_at", "payload_hash", "scored_at", "evaluated_at", "model_version", "feature_table_version",
+            "scoring_date"}
+"""Columns that legitimately differ between two runs over the same data: ingestion, scoring and evaluation clocks, the
 registry's version number, and ``payload_hash`` (a hash of the source file's absolute path)."""
 
 

@@ -1,0 +1,395 @@
+"""The deployed path: the training job of the bundle run the way the Databricks Jobs service runs it, from the
+installed wheel alone.
+
+- **The artifact.** The wheel is built by the bundle's own build command (``artifacts.pricing_wheel.build``) and
+  installed with ``pip install --no-deps`` into a clean virtualenv that holds no source tree.  The runtime's
+  packages (Spark, MLflow, xgboost, Great Expectations: what Databricks Runtime ML brings) are this test venv's,
+  seen through a folder of links that leaves out our own editable install; so ``pricing``, ``jobs`` and
+  ``features`` can only come from the wheel, which the tasks check.
+- **The runtime.** Each task is a fresh Python process in an empty working directory, attached to a 2-worker
+  Spark standalone cluster: its session is made before the task starts (as a cluster's is), with Delta, and
+  ``DATABRICKS_RUNTIME_VERSION`` is set, so the code takes its Databricks path (the session as given,
+  ``dbutils.jobs.taskValues`` to publish).  ``dbutils`` is the one stand-in: it records each task's values.
+- **The Jobs service.** Tasks run in the bundle's dependency order.  Each loads ``package_name``'s
+  ``entry_point`` from the installed distribution's metadata and calls it with
+  ``sys.argv = [package_name, *parameters]``, ignoring what it returns: only an exception (``SystemExit``
+  included) fails a task, and a failed task stops the job.  ``${...}`` references are substituted as
+  ``databricks bundle deploy`` does, ``{{tasks.<task>.values.<key>}}`` as the Jobs service does.
+- **What differs from a workspace, and why.** Unity Catalog is not available locally, so the job is deployed
+  with ``catalog`` empty (tables are Delta paths under the state root), ``--env local`` (SQLite MLflow) and
+  ``/Volumes`` mounted on a temporary folder, the "volume".  A tiny marketplace: size overrides go before the job
+  name, beside the bundle's own ``--set``s.
+
+The test then checks that the job completes with all state on the volume and nothing in the working
+directory, that task values travel, that a second run leaves the same tables, and that a task failing on a bad
+expectation raises and stops the job with nothing after it run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pricing.workflow.bundle import load_bundle
+from tests.cluster_support import Cluster, get_json, start_cluster
+from tests.reliability.support import VOLATILE, assert_same_rows
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB = "pricing_training"
+TARGET = "local"
+VARIABLES = {"catalog": "", "schema": "ml", "state_volume": "state", "experiment": "/Shared/pricing-harness",
+             "model_name": "marketplace_price", "demand_model_name": "marketplace_demand", "workers": "2"}
+"""The deployment's ``--var`` values; every other variable keeps the bundle's default."""
+GIT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+SIZE = ["simulator.n_listings=3000", "simulator.n_sellers=300", "simulator.n_brands=40", "simulator.days=90",
+        "simulator.partitions=2", "train.booster.n_estimators=30", "train.test_days=14", "train.validation_days=14",
+        "train.calibration_days=16", "score.scoring_date=2025-03-01",
+        # A 90-day world: the demand model's default 28 + 28 held-out days leave it too little to learn from, and it
+        # (rightly) fails its sanity gate, so recommend has no champion.
+        "demand.test_days=14", "demand.validation_days=14"]
+TASK_TIMEOUT_S = 900
+MINE = ("marketplace_pricing", "__editable__", "pricing", "jobs", "features")
+"""Our own distribution in the test venv (an editable install of the checkout): never visible to the tasks."""
+
+TRAMPOLINE = r'''
+"""One task of a python_wheel_task job on a Databricks-like runtime (see tests/workflow/test_deployed.py)."""
+import json
+import sys
+import types
+from importlib.metadata import distribution
+
+spec = json.load(open(sys.argv[1]))
+
+# -- the runtime: the cluster's session exists before the task, and dbutils.jobs.taskValues records values
+from pyspark.sql import SparkSession
+
+spark = (SparkSession.builder.master(spec["master"]).appName("task-" + spec["task"])
+         .config("spark.jars", ",".join(spec["jars"]))
+         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+         .config("spark.sql.session.timeZone", "UTC").config("spark.sql.shuffle.partitions", "2")
+         .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+         .config("spark.driver.host", "127.0.0.1").config("spark.executor.memory", "1g")
+         # The runtime's own metastore warehouse, never the task's working directory.
+         .config("spark.sql.warehouse.dir", spec["warehouse"])
+         # What an admin sets in the spark_conf of a cluster with two cores: Delta's snapshot state in as many
+         # partitions as there are cores (its default of 50 is made for large clusters).
+         .config("spark.databricks.delta.snapshotPartitions", "2")
+         # ... and no waiting for a busy executor that holds a task's input: the other one is as close.
+         .config("spark.locality.wait", "0")
+         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+         # The event log shows where the tasks ran; plan strings cut, or re-plans make it huge.
+         .config("spark.eventLog.enabled", "true").config("spark.eventLog.compress", "false")
+         .config("spark.eventLog.dir", spec["events"]).config("spark.sql.maxPlanStringLength", "2048")
+         .getOrCreate())
+published = {}
+
+
+class _TaskValues:
+    def set(self, key, value):
+        json.dumps(value)
+        published[key] = value
+        with open(spec["values_out"], "w") as f:
+            json.dump(published, f)
+
+
+class DBUtils:
+    def __init__(self, session):
+        self.jobs = types.SimpleNamespace(taskValues=_TaskValues())
+
+
+module = types.ModuleType("pyspark.dbutils")
+module.DBUtils = DBUtils
+sys.modules["pyspark.dbutils"] = module
+
+# -- the Jobs service's python_wheel_task: the entry point from the installed package's metadata
+(entry,) = [e for e in distribution(spec["package_name"]).entry_points if e.name == spec["entry_point"]]
+function = entry.load()
+sys.argv = [spec["package_name"], *spec["parameters"]]
+try:
+    function()  # what it returns is ignored: only an exception fails the task
+finally:
+    import pricing
+    print("@@pricing " + pricing.__file__, flush=True)
+'''
+
+
+@dataclass
+class TaskRun:
+    key: str
+    parameters: list[str]
+    returncode: int
+    seconds: float
+    output: str
+    values: dict[str, Any]
+    pricing_file: str | None
+
+
+@dataclass
+class Deployment:
+    python: Path
+    trampoline: Path
+    workdir: Path
+    volumes: Path
+    cluster: Cluster
+    jars: list[str]
+    logs: Path
+    tasks: dict[str, dict[str, Any]]
+    order: list[str]
+    runs: list[list[TaskRun]] = field(default_factory=list)
+
+    @property
+    def state(self) -> Path:
+        return self.volumes / VARIABLES["catalog"] / VARIABLES["schema"] / VARIABLES["state_volume"]
+
+
+def substitute(param: str, variables: Mapping[str, str]) -> str:
+    """``${...}`` as ``databricks bundle deploy`` fills it in; ``/Volumes`` paths onto the harness's volume."""
+    def value(m: re.Match[str]) -> str:
+        assert m.group(1) in variables, f"the harness does not know ${{{m.group(1)}}} (in {param!r})"
+        return variables[m.group(1)]
+    return re.sub(r"\$\{([^}]+)\}", value, param)
+
+
+def resolve(param: str, values: Mapping[str, Mapping[str, Any]]) -> str:
+    """``{{tasks.<task>.values.<key>}}`` as the Jobs service fills it in."""
+    def value(m: re.Match[str]) -> str:
+        task, key = m.group(1), m.group(2)
+        assert key in values.get(task, {}), f"{param!r}: task {task!r} published no {key!r} ({values.get(task)})"
+        return str(values[task][key])
+    out = re.sub(r"\{\{\s*tasks\.([\w-]+)\.values\.([\w-]+)\s*\}\}", value, param)
+    assert "{{" not in out, f"an unresolved reference in {param!r}"
+    return out
+
+
+def bundle_variables() -> dict[str, str]:
+    bundle = load_bundle(ROOT)
+    declared = {k: str(v.get("default")) for k, v in bundle.variables.items()}
+    out = {f"var.{k}": v for k, v in (declared | VARIABLES).items()}
+    return out | {"bundle.target": TARGET, "bundle.git.commit": GIT_COMMIT, "bundle.name": bundle.config["bundle"]["name"]}
+
+
+def parameters(d: Deployment, key: str, extra: list[str]) -> list[str]:
+    """The task's parameters after deployment: the bundle's, substituted, with the size (and ``extra``) overrides
+    before the job name; ``/Volumes/`` mounted on the harness's folder."""
+    variables = bundle_variables()
+    params = [substitute(str(p), variables) for p in d.tasks[key]["python_wheel_task"]["parameters"]]
+    params = [p.replace("=/Volumes/", f"={d.volumes}/") for p in params]
+    *options, job = params
+    return [*options, *(a for o in (*SIZE, *extra) for a in ("--set", o)), job]
+
+
+def run_job(d: Deployment, run: str, start: str | None = None, previous: Mapping[str, Mapping[str, Any]] = {},
+            extra: Mapping[str, list[str]] = {}) -> list[TaskRun]:
+    """Run the job's tasks in order (from ``start``, as a repair run, with the earlier tasks' ``previous``
+    values); stop at the first failed task, as the Jobs service does."""
+    order = d.order[d.order.index(start):] if start else d.order
+    values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in previous.items()}
+    runs: list[TaskRun] = []
+    for key in order:
+        task = d.tasks[key]["python_wheel_task"]
+        params = [resolve(p, values) for p in parameters(d, key, list(extra.get(key, [])))]
+        spec_file, values_out = d.logs / f"{run}-{key}.json", d.logs / f"{run}-{key}.values.json"
+        events = d.logs / "events" / f"{run}-{key}"
+        events.mkdir(parents=True)
+        spec_file.write_text(json.dumps({"task": key, "package_name": task["package_name"],
+                                         "entry_point": task["entry_point"], "parameters": params,
+                                         "master": d.cluster.url, "jars": d.jars, "values_out": str(values_out),
+                                         "events": events.as_uri(),
+                                         "warehouse": str(d.logs / "spark-warehouse")}))
+        started = time.time()
+        proc = subprocess.run([str(d.python), str(d.trampoline), str(spec_file)], cwd=d.workdir,
+                              env=task_env(d), capture_output=True, text=True, timeout=TASK_TIMEOUT_S)
+        output = proc.stdout + proc.stderr
+        (d.logs / f"{run}-{key}.log").write_text(output)
+        found = re.findall(r"^@@pricing (.+)$", proc.stdout, re.M)
+        published = json.loads(values_out.read_text()) if values_out.exists() else {}
+        runs.append(TaskRun(key, params, proc.returncode, time.time() - started, output, published,
+                            found[-1] if found else None))
+        print(f"[deployed] {run} {key}: exit {proc.returncode} in {runs[-1].seconds:.0f} s", flush=True)
+        if proc.returncode != 0:
+            break
+        values[key] = published
+    d.runs.append(runs)
+    return runs
+
+
+def task_env(d: Deployment) -> dict[str, str]:
+    drop = ("PYTHONPATH", "PRICING_HOME", "PRICING_ENV", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST")
+    env = {k: v for k, v in d.cluster.env.items() if k not in drop}
+    return env | {"DATABRICKS_RUNTIME_VERSION": "19.0", "PYSPARK_PYTHON": str(d.python),
+                  "PYSPARK_DRIVER_PYTHON": str(d.python), "HOME": str(d.workdir.parent / "home")}
+
+
+def runtime_venv(tmp: Path, wheel: Path) -> Path:
+    """A clean virtualenv with the runtime's packages (this venv's, minus our own) and the wheel installed."""
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
+    runtime = tmp / "runtime-site"
+    runtime.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if entry.name.startswith(MINE) or entry.suffix == ".pth" or entry.name in ("pip", "_distutils_hack"):
+            continue
+        (runtime / entry.name).symlink_to(entry)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    (Path(site) / "runtime.pth").write_text(f"{runtime}\n")
+    install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-3000:]
+    return python
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Iterator[Deployment]:
+    tmp = tmp_path_factory.mktemp("deployed")
+    python = runtime_venv(tmp, wheel)
+    (tmp / "home").mkdir()
+    workdir, volumes, logs = tmp / "cwd", tmp / "Volumes", tmp / "logs"
+    for p in (workdir, volumes, logs):
+        p.mkdir()
+    trampoline = tmp / "trampoline.py"
+    trampoline.write_text(TRAMPOLINE)
+    manifest = ROOT / ".cache" / "delta-jars" / "MANIFEST"
+    jars = [str(manifest.parent / n) for n in manifest.read_text().split()[1:]]
+    job = load_bundle(ROOT).job(JOB)
+    tasks = {t["task_key"]: t for t in job.tasks}
+    order = list(TopologicalSorter({k: [d["task_key"] for d in t.get("depends_on") or []]
+                                    for k, t in tasks.items()}).static_order())
+    with start_cluster(tmp_path_factory, workers=2, python=str(python)) as cluster:
+        yield Deployment(python, trampoline, workdir, volumes, cluster, jars, logs, tasks, order)
+
+
+def failure(runs: list[TaskRun]) -> str:
+    last = runs[-1]
+    return f"task {last.key} exited {last.returncode}; parameters {last.parameters}\n{last.output[-6000:]}"
+
+
+def snapshot(spark: SparkSession, state: Path) -> dict[str, DataFrame]:
+    """Every Delta table under the volume, pinned at its current version (a DataFrame read by path alone would be
+    read again at the latest version when it is used), without the columns that legitimately differ between runs."""
+    out = {}
+    for log in sorted(state.glob("warehouse/*/*/_delta_log")):
+        path = str(log.parent)
+        version = spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first()["version"]
+        df = spark.read.format("delta").option("versionAsOf", version).load(path)
+        out[f"{log.parent.parent.name}.{log.parent.name}"] = df.drop(*(c for c in df.columns if c in VOLATILE))
+    return out
+
+
+def events(d: Deployment, run: str, key: str) -> list[dict[str, Any]]:
+    """The task's Spark event log (format v2: a folder per application, holding the rolled event files)."""
+    return [json.loads(line) for f in sorted((d.logs / "events" / f"{run}-{key}").rglob("events_*"))
+            for line in f.read_text().splitlines() if line.strip()]
+
+
+def check_training_ran_on_both_workers(d: Deployment) -> None:
+    """xgboost.spark's barrier stages ran one task on each worker, and spark.jars shipped Delta there."""
+    log = events(d, "first", "train")
+    (app,) = [e for e in log if e["Event"] == "SparkListenerApplicationStart"]
+    barrier = {e["Stage Info"]["Stage ID"] for e in log if e["Event"] == "SparkListenerStageSubmitted"
+               and any(r.get("Barrier") for r in e["Stage Info"]["RDD Info"])}
+    assert barrier, "no barrier stage: xgboost.spark did not train distributed"
+    executors: dict[int, list[str]] = {s: [] for s in barrier}
+    for e in log:
+        if (e["Event"] == "SparkListenerTaskEnd" and e["Stage ID"] in barrier
+                and e["Task End Reason"]["Reason"] == "Success"):
+            executors[e["Stage ID"]].append(e["Task Info"]["Executor ID"])
+    for stage, ran_on in executors.items():
+        assert len(ran_on) == 2 and len(set(ran_on)) == 2, (stage, ran_on)
+    for worker_ui, work_dir in zip(d.cluster.worker_uis, d.cluster.work_dirs, strict=True):
+        worker = get_json(f"{worker_ui}/json/")
+        mine = [x for x in worker["executors"] + worker["finishedexecutors"] if x["appid"] == app["App ID"]]
+        assert len(mine) == 1, worker
+        assert list((work_dir / app["App ID"]).glob("*/delta-spark_*.jar")), f"no Delta jar in {work_dir}"
+
+
+def check_every_active_listing_is_scored_once(spark: SparkSession, state: Path) -> None:
+    warehouse = state / "warehouse"
+    active = spark.read.format("delta").load(str(warehouse / "silver" / "listings")).where("status = 'active'")
+    scored = spark.read.format("delta").load(str(warehouse / "ml" / "price_suggestions"))
+    ids = [r.listing_id for r in scored.select("listing_id").collect()]
+    assert len(ids) == len(set(ids)), "a listing was scored twice"
+    assert sorted(ids) == sorted(r.listing_id for r in active.select("listing_id").collect())
+    assert len(ids) > 100
+    bad = scored.where(~((F.col("p10") <= F.col("p50")) & (F.col("p50") <= F.col("p90"))
+                         & (F.col("suggested_price") > 0)))
+    assert bad.count() == 0
+
+
+def test_the_training_job_runs_from_the_installed_wheel_as_the_jobs_service_runs_it(
+        deployed: Deployment, spark: SparkSession) -> None:
+    d = deployed
+    runs = run_job(d, "first")
+    assert [r.key for r in runs] == d.order and all(r.returncode == 0 for r in runs), failure(runs)
+    # Every task ran our code from the installed wheel, never from the checkout.
+    site = d.python.parent.parent
+    for r in runs:
+        assert r.pricing_file and Path(r.pricing_file).is_relative_to(site), (r.key, r.pricing_file)
+    # Task values travelled: promote judged the version train registered, score and recommend used the champion.
+    by_key = {r.key: r for r in runs}
+    assert f"promote.challenger_version={by_key['train'].values['model_version']}" in by_key["promote"].parameters
+    assert f"score.champion_version={by_key['promote'].values['champion_version']}" in by_key["score"].parameters
+    assert f"recommend.demand_version={by_key['demand'].values['demand_version']}" in by_key["recommend"].parameters
+    # All state on the volume; nothing on the driver's working directory.
+    assert sorted(p.name for p in d.workdir.iterdir()) == []
+    for part in ("warehouse", "landing", "mlflow.db"):
+        assert (d.state / part).exists(), f"{part} is not on the volume: {sorted(os.listdir(d.state))}"
+    before = snapshot(spark, d.state)
+    assert {"bronze.listings_raw", "features.training_set", "ml.price_suggestions"} <= set(before)
+    check_training_ran_on_both_workers(d)
+    check_every_active_listing_is_scored_once(spark, d.state)
+
+    # A second run over the same landing data leaves the same tables (validate's log grows by its new results).
+    again = run_job(d, "second")
+    assert all(r.returncode == 0 for r in again) and len(again) == len(d.order), failure(again)
+    after = snapshot(spark, d.state)
+    assert set(after) == set(before)
+    for name, old in before.items():
+        if name == "ml.validation_results":
+            assert old.exceptAll(after[name]).count() == 0 and after[name].count() > old.count()
+        else:
+            assert_same_rows(after[name], old, name)
+
+    # A repair run from validate with one impossible blocking expectation: validate raises, nothing after it runs.
+    bad = d.logs / "bad-suites"
+    shutil.copytree(ROOT / "conf" / "expectations", bad)
+    suite_file = bad / "bronze_listings_raw.yml"
+    suite = yaml.safe_load(suite_file.read_text())
+    suite["expectations"].append({"type": "expect_column_values_to_be_between", "severity": "blocking",
+                                  "kwargs": {"column": "price", "min_value": 0, "max_value": 1}})
+    suite_file.write_text(yaml.safe_dump(suite))
+    versions = {n: spark.sql(f"DESCRIBE HISTORY delta.`{d.state / 'warehouse' / n.replace('.', '/')}`")
+                .first()["version"] for n in ("ml.price_suggestions",)}
+    previous = {r.key: r.values for r in again}
+    failed = run_job(d, "failing", start="validate", previous=previous,
+                     extra={"validate": [f"validate.suites_dir={bad}"]})
+    assert [r.key for r in failed] == ["validate"], [r.key for r in failed]
+    assert failed[0].returncode != 0
+    assert "expect_column_values_to_be_between" in failed[0].output, failed[0].output[-3000:]
+    assert "pricing validate: error:" in failed[0].output, failed[0].output[-3000:]
+    for name, version in versions.items():
+        now = spark.sql(f"DESCRIBE HISTORY delta.`{d.state / 'warehouse' / name.replace('.', '/')}`").first()
+        assert now["version"] == version, f"{name} was written after the failed validate"
+    seconds = {f"{i}:{r.key}": round(r.seconds) for i, rs in enumerate(d.runs) for r in rs}
+    print(f"[deployed] task seconds: {seconds}; total {sum(seconds.values())} s")
