@@ -78,9 +78,9 @@ def group_alive(pgid: int) -> bool:
 
 @contextlib.contextmanager
 def start_cluster(tmp_path_factory: pytest.TempPathFactory, workers: int = 2,
-                  python: str = sys.executable) -> Iterator[Cluster]:
-    """Start a master and ``workers`` one-core workers; stop them (and their executors) on exit.  Executors run
-    ``python`` (default: this interpreter)."""
+                  python: str = sys.executable, cores: int = 1) -> Iterator[Cluster]:
+    """Start a master and ``workers`` workers of ``cores`` cores each; stop them (and their executors) on exit.
+    Executors run ``python`` (default: this interpreter)."""
     logs = tmp_path_factory.mktemp("cluster-logs")
     port, ui = free_port(), free_port()
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1",
@@ -105,7 +105,7 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory, workers: int = 2,
             worker_ui = free_port()
             worker_uis.append(f"http://127.0.0.1:{worker_ui}")
             start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
-                  "--host", "127.0.0.1", "--cores", "1", "--memory", "2g", "--work-dir", str(work_dir),
+                  "--host", "127.0.0.1", "--cores", str(cores), "--memory", "2g", "--work-dir", str(work_dir),
                   "--webui-port", str(worker_ui))
         c = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}", worker_uis, work_dirs, env, logs, procs)
         deadline, state = time.time() + 120, {}

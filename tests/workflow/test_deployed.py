@@ -6,10 +6,13 @@ installed wheel alone.
   packages (Spark, MLflow, xgboost, Great Expectations: what Databricks Runtime ML brings) are this test venv's,
   seen through a folder of links that leaves out our own editable install; so ``pricing``, ``jobs`` and
   ``features`` can only come from the wheel, which the tasks check.
-- **The runtime.** Each task is a fresh Python process in an empty working directory, attached to a 2-worker
-  Spark standalone cluster: its session is made before the task starts (as a cluster's is), with Delta, and
-  ``DATABRICKS_RUNTIME_VERSION`` is set, so the code takes its Databricks path (the session as given,
-  ``dbutils.jobs.taskValues`` to publish).  ``dbutils`` is the one stand-in: it records each task's values.
+- **The runtime.** Each of the job's job clusters (``etl``, ``training``) is one Spark application on a 2-worker
+  Spark standalone cluster, started before its first task with Delta and the bundle's ``spark_conf``, and stopped
+  when the run ends.  Each task is a fresh Python process in an empty working directory, attached to its job
+  cluster's running driver with a session of its own (as on Databricks: the context, executors and caches are
+  shared, SQL conf and temporary views are not).  ``DATABRICKS_RUNTIME_VERSION`` is set, so the code takes its
+  Databricks path (the session as given, ``dbutils.jobs.taskValues`` to publish).  ``dbutils`` is the one
+  stand-in: it records each task's values.
 - **The Jobs service.** Tasks run in the bundle's dependency order.  Each loads ``package_name``'s
   ``entry_point`` from the installed distribution's metadata and calls it with
   ``sys.argv = [package_name, *parameters]``, ignoring what it returns: only an exception (``SystemExit``
@@ -47,7 +50,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pricing.workflow.bundle import load_bundle
-from tests.cluster_support import Cluster, get_json, start_cluster
+from tests.cluster_support import Cluster, get_json, start_cluster, tail
 from tests.reliability.support import VOLATILE, assert_same_rows
 
 pytestmark = pytest.mark.slow
@@ -56,7 +59,8 @@ ROOT = Path(__file__).resolve().parents[2]
 JOB = "pricing_training"
 TARGET = "local"
 VARIABLES = {"catalog": "", "schema": "ml", "state_volume": "state", "experiment": "/Shared/pricing-harness",
-             "model_name": "marketplace_price", "demand_model_name": "marketplace_demand", "workers": "2"}
+             "model_name": "marketplace_price", "demand_model_name": "marketplace_demand", "workers": "2",
+             "cores_per_worker": "1"}
 """The deployment's ``--var`` values; every other variable keeps the bundle's default."""
 GIT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SIZE = ["simulator.n_listings=3000", "simulator.n_sellers=300", "simulator.n_brands=40", "simulator.days=90",
@@ -69,8 +73,51 @@ TASK_TIMEOUT_S = 900
 MINE = ("marketplace_pricing", "__editable__", "pricing", "jobs", "features")
 """Our own distribution in the test venv (an editable install of the checkout): never visible to the tasks."""
 
+CLUSTER_HOST = r'''
+"""A job cluster's driver (see tests/workflow/test_deployed.py): one Spark application on the standalone cluster,
+its Delta jars and the job cluster's spark_conf, alive until stdin closes.  Tasks attach to it through its gateway."""
+import json
+import sys
+
+from pyspark.sql import SparkSession
+
+spec = json.load(open(sys.argv[1]))
+builder = (SparkSession.builder.master(spec["master"]).appName(spec["name"])
+           .config("spark.jars", ",".join(spec["jars"]))
+           .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+           .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+           .config("spark.sql.shuffle.partitions", "2")
+           .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+           .config("spark.driver.host", "127.0.0.1").config("spark.executor.memory", "1g")
+           # Two job clusters share the test's two workers: each takes one core on each.
+           .config("spark.executor.cores", "1").config("spark.cores.max", "2")
+           # The runtime's own metastore warehouse, never the task's working directory.
+           .config("spark.sql.warehouse.dir", spec["warehouse"])
+           # What an admin sets in the spark_conf of a cluster with two cores: Delta's snapshot state in as many
+           # partitions as there are cores (its default of 50 is made for large clusters).
+           .config("spark.databricks.delta.snapshotPartitions", "2")
+           # ... and no waiting for a busy executor that holds a task's input: the other one is as close.
+           .config("spark.locality.wait", "0")
+           .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+           .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+           # The event log shows where the tasks ran; plan strings cut, or re-plans make it huge.
+           .config("spark.eventLog.enabled", "true").config("spark.eventLog.compress", "false")
+           .config("spark.eventLog.dir", spec["events"]).config("spark.sql.maxPlanStringLength", "2048"))
+for key, value in spec["spark_conf"].items():  # the bundle's job cluster spark_conf
+    builder = builder.config(key, value)
+spark = builder.getOrCreate()
+spark.range(4).count()  # the executors are up before the first task, as on a started cluster
+gateway = spark.sparkContext._gateway.gateway_parameters
+print("@@gateway " + json.dumps({"port": gateway.port, "secret": gateway.auth_token,
+                                 "app_id": spark.sparkContext.applicationId}), flush=True)
+sys.stdin.read()
+spark.stop()
+'''
+
 TRAMPOLINE = r'''
-"""One task of a python_wheel_task job on a Databricks-like runtime (see tests/workflow/test_deployed.py)."""
+"""One task of a python_wheel_task job on a Databricks-like runtime (see tests/workflow/test_deployed.py): a fresh
+Python process attached to its job cluster's running driver, with its own session (Databricks isolates each task's
+SQL conf and temporary views, and shares the context, the executors and the caches)."""
 import json
 import sys
 import types
@@ -79,28 +126,16 @@ from importlib.metadata import distribution
 spec = json.load(open(sys.argv[1]))
 
 # -- the runtime: the cluster's session exists before the task, and dbutils.jobs.taskValues records values
+from pyspark import SparkConf, SparkContext
+from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
-spark = (SparkSession.builder.master(spec["master"]).appName("task-" + spec["task"])
-         .config("spark.jars", ",".join(spec["jars"]))
-         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-         .config("spark.sql.session.timeZone", "UTC").config("spark.sql.shuffle.partitions", "2")
-         .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-         .config("spark.driver.host", "127.0.0.1").config("spark.executor.memory", "1g")
-         # The runtime's own metastore warehouse, never the task's working directory.
-         .config("spark.sql.warehouse.dir", spec["warehouse"])
-         # What an admin sets in the spark_conf of a cluster with two cores: Delta's snapshot state in as many
-         # partitions as there are cores (its default of 50 is made for large clusters).
-         .config("spark.databricks.delta.snapshotPartitions", "2")
-         # ... and no waiting for a busy executor that holds a task's input: the other one is as close.
-         .config("spark.locality.wait", "0")
-         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
-         # The event log shows where the tasks ran; plan strings cut, or re-plans make it huge.
-         .config("spark.eventLog.enabled", "true").config("spark.eventLog.compress", "false")
-         .config("spark.eventLog.dir", spec["events"]).config("spark.sql.maxPlanStringLength", "2048")
-         .getOrCreate())
+gateway = launch_gateway()  # PYSPARK_GATEWAY_PORT / _SECRET: the driver that is already running
+jvm = gateway.jvm
+jsc = jvm.org.apache.spark.api.java.JavaSparkContext(jvm.org.apache.spark.SparkContext.getOrCreate())
+sc = SparkContext(gateway=gateway, jsc=jsc, conf=SparkConf(_jconf=jsc.sc().conf()))
+shared = SparkSession._get_j_spark_session_class(jvm).getDefaultSession().get()
+spark = SparkSession(sc, jsparkSession=shared.newSession())
 published = {}
 
 
@@ -142,12 +177,15 @@ class TaskRun:
     output: str
     values: dict[str, Any]
     pricing_file: str | None
+    window_ms: tuple[int, int]
+    """When the task ran (epoch ms): which of its job cluster's Spark jobs are the task's."""
 
 
 @dataclass
 class Deployment:
     python: Path
     trampoline: Path
+    host: Path
     workdir: Path
     volumes: Path
     cluster: Cluster
@@ -155,7 +193,11 @@ class Deployment:
     logs: Path
     tasks: dict[str, dict[str, Any]]
     order: list[str]
-    runs: list[list[TaskRun]] = field(default_factory=list)
+    spark_conf: dict[str, dict[str, str]]
+    """Each job cluster's spark_conf, as deployed."""
+    runs: dict[str, list[TaskRun]] = field(default_factory=dict)
+    apps: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(run, job cluster) -> its Spark application id."""
 
     @property
     def state(self) -> Path:
@@ -198,38 +240,84 @@ def parameters(d: Deployment, key: str, extra: list[str]) -> list[str]:
     return [*options, *(a for o in (*SIZE, *extra) for a in ("--set", o)), job]
 
 
+@dataclass
+class JobCluster:
+    """A running job cluster: its driver process (``CLUSTER_HOST``) and the gateway its tasks attach to."""
+    proc: subprocess.Popen[str]
+    gateway: dict[str, Any]
+
+
+def start_job_cluster(d: Deployment, run: str, key: str) -> JobCluster:
+    """Start job cluster ``key`` for ``run``, as the Jobs service does before its first task."""
+    events = d.logs / "events" / f"{run}-{key}"
+    events.mkdir(parents=True)
+    spec = d.logs / f"{run}-{key}.cluster.json"
+    spec.write_text(json.dumps({"name": f"{run}-{key}", "master": d.cluster.url, "jars": d.jars,
+                                "events": events.as_uri(), "warehouse": str(d.logs / "spark-warehouse"),
+                                "spark_conf": d.spark_conf[key]}))
+    log = (d.logs / f"{run}-{key}.cluster.log").open("w")
+    proc = subprocess.Popen([str(d.python), str(d.host), str(spec)], cwd=d.logs, env=task_env(d), text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # blocks until the driver is up, or it died
+    assert line.startswith("@@gateway "), f"job cluster {key} did not start:\n{tail(d.logs / log.name)}"
+    gateway = json.loads(line.split(" ", 1)[1])
+    d.apps[(run, key)] = gateway["app_id"]
+    return JobCluster(proc, gateway)
+
+
+def stop_job_clusters(clusters: Mapping[str, JobCluster]) -> None:
+    for c in clusters.values():
+        assert c.proc.stdin is not None
+        c.proc.stdin.close()
+    for c in clusters.values():
+        try:
+            c.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+
+
 def run_job(d: Deployment, run: str, start: str | None = None, previous: Mapping[str, Mapping[str, Any]] = {},
             extra: Mapping[str, list[str]] = {}) -> list[TaskRun]:
     """Run the job's tasks in order (from ``start``, as a repair run, with the earlier tasks' ``previous``
-    values); stop at the first failed task, as the Jobs service does."""
+    values); stop at the first failed task, as the Jobs service does.  Each job cluster starts before its first
+    task and stops when the run ends."""
     order = d.order[d.order.index(start):] if start else d.order
     values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in previous.items()}
     runs: list[TaskRun] = []
-    for key in order:
-        task = d.tasks[key]["python_wheel_task"]
-        params = [resolve(p, values) for p in parameters(d, key, list(extra.get(key, [])))]
-        spec_file, values_out = d.logs / f"{run}-{key}.json", d.logs / f"{run}-{key}.values.json"
-        events = d.logs / "events" / f"{run}-{key}"
-        events.mkdir(parents=True)
-        spec_file.write_text(json.dumps({"task": key, "package_name": task["package_name"],
-                                         "entry_point": task["entry_point"], "parameters": params,
-                                         "master": d.cluster.url, "jars": d.jars, "values_out": str(values_out),
-                                         "events": events.as_uri(),
-                                         "warehouse": str(d.logs / "spark-warehouse")}))
-        started = time.time()
-        proc = subprocess.run([str(d.python), str(d.trampoline), str(spec_file)], cwd=d.workdir,
-                              env=task_env(d), capture_output=True, text=True, timeout=TASK_TIMEOUT_S)
-        output = proc.stdout + proc.stderr
-        (d.logs / f"{run}-{key}.log").write_text(output)
-        found = re.findall(r"^@@pricing (.+)$", proc.stdout, re.M)
-        published = json.loads(values_out.read_text()) if values_out.exists() else {}
-        runs.append(TaskRun(key, params, proc.returncode, time.time() - started, output, published,
-                            found[-1] if found else None))
-        print(f"[deployed] {run} {key}: exit {proc.returncode} in {runs[-1].seconds:.0f} s", flush=True)
-        if proc.returncode != 0:
-            break
-        values[key] = published
-    d.runs.append(runs)
+    clusters: dict[str, JobCluster] = {}
+    try:
+        for key in order:
+            task = d.tasks[key]
+            if task["job_cluster_key"] not in clusters:
+                clusters[task["job_cluster_key"]] = start_job_cluster(d, run, task["job_cluster_key"])
+            gateway = clusters[task["job_cluster_key"]].gateway
+            wheel_task = task["python_wheel_task"]
+            params = [resolve(p, values) for p in parameters(d, key, list(extra.get(key, [])))]
+            spec_file, values_out = d.logs / f"{run}-{key}.json", d.logs / f"{run}-{key}.values.json"
+            spec_file.write_text(json.dumps({"task": key, "package_name": wheel_task["package_name"],
+                                             "entry_point": wheel_task["entry_point"], "parameters": params,
+                                             "values_out": str(values_out)}))
+            env = task_env(d) | {"PYSPARK_GATEWAY_PORT": str(gateway["port"]),
+                                 "PYSPARK_GATEWAY_SECRET": gateway["secret"]}
+            started = time.time()
+            proc = subprocess.run([str(d.python), str(d.trampoline), str(spec_file)], cwd=d.workdir,
+                                  env=env, capture_output=True, text=True, timeout=TASK_TIMEOUT_S)
+            ended = time.time()
+            output = proc.stdout + proc.stderr
+            (d.logs / f"{run}-{key}.log").write_text(output)
+            found = re.findall(r"^@@pricing (.+)$", proc.stdout, re.M)
+            published = json.loads(values_out.read_text()) if values_out.exists() else {}
+            runs.append(TaskRun(key, params, proc.returncode, ended - started, output, published,
+                                found[-1] if found else None, (int(started * 1000), int(ended * 1000))))
+            print(f"[deployed] {run} {key}: exit {proc.returncode} in {runs[-1].seconds:.0f} s", flush=True)
+            if proc.returncode != 0:
+                break
+            values[key] = published
+    finally:
+        stop_job_clusters(clusters)
+    d.runs[run] = runs
     return runs
 
 
@@ -268,16 +356,22 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Iterator[
     workdir, volumes, logs = tmp / "cwd", tmp / "Volumes", tmp / "logs"
     for p in (workdir, volumes, logs):
         p.mkdir()
-    trampoline = tmp / "trampoline.py"
+    trampoline, host = tmp / "trampoline.py", tmp / "cluster_host.py"
     trampoline.write_text(TRAMPOLINE)
+    host.write_text(CLUSTER_HOST)
     manifest = ROOT / ".cache" / "delta-jars" / "MANIFEST"
     jars = [str(manifest.parent / n) for n in manifest.read_text().split()[1:]]
     job = load_bundle(ROOT).job(JOB)
     tasks = {t["task_key"]: t for t in job.tasks}
+    variables = bundle_variables()
+    spark_conf = {c["job_cluster_key"]: {k: substitute(str(v), variables)
+                                         for k, v in (c["new_cluster"].get("spark_conf") or {}).items()}
+                  for c in job.spec["job_clusters"]}
     order = list(TopologicalSorter({k: [d["task_key"] for d in t.get("depends_on") or []]
                                     for k, t in tasks.items()}).static_order())
-    with start_cluster(tmp_path_factory, workers=2, python=str(python)) as cluster:
-        yield Deployment(python, trampoline, workdir, volumes, cluster, jars, logs, tasks, order)
+    # Two cores a worker: each of the job's two job clusters (one application each) holds one on each worker.
+    with start_cluster(tmp_path_factory, workers=2, python=str(python), cores=2) as cluster:
+        yield Deployment(python, trampoline, host, workdir, volumes, cluster, jars, logs, tasks, order, spark_conf)
 
 
 def failure(runs: list[TaskRun]) -> str:
@@ -297,16 +391,24 @@ def snapshot(spark: SparkSession, state: Path) -> dict[str, DataFrame]:
     return out
 
 
-def events(d: Deployment, run: str, key: str) -> list[dict[str, Any]]:
-    """The task's Spark event log (format v2: a folder per application, holding the rolled event files)."""
-    return [json.loads(line) for f in sorted((d.logs / "events" / f"{run}-{key}").rglob("events_*"))
-            for line in f.read_text().splitlines() if line.strip()]
+def events(d: Deployment, run: str, key: str) -> tuple[str, list[dict[str, Any]]]:
+    """The application id of the job cluster that ran task ``key`` in ``run``, and the Spark events of that task
+    (format v2: a folder per application, holding the rolled event files; a task's are those of the jobs
+    submitted while it ran, and their stages and tasks)."""
+    (task,) = [r for r in d.runs[run] if r.key == key]
+    cluster_key = d.tasks[key]["job_cluster_key"]
+    log = [json.loads(line) for f in sorted((d.logs / "events" / f"{run}-{cluster_key}").rglob("events_*"))
+           for line in f.read_text().splitlines() if line.strip()]
+    lo, hi = task.window_ms
+    stages = {s for e in log if e["Event"] == "SparkListenerJobStart" and lo <= e["Submission Time"] <= hi
+              for s in e["Stage IDs"]}
+    mine = [e for e in log if e.get("Stage ID", e.get("Stage Info", {}).get("Stage ID")) in stages]
+    return d.apps[(run, cluster_key)], mine
 
 
 def check_training_ran_on_both_workers(d: Deployment) -> None:
     """xgboost.spark's barrier stages ran one task on each worker, and spark.jars shipped Delta there."""
-    log = events(d, "first", "train")
-    (app,) = [e for e in log if e["Event"] == "SparkListenerApplicationStart"]
+    app, log = events(d, "first", "train")
     barrier = {e["Stage Info"]["Stage ID"] for e in log if e["Event"] == "SparkListenerStageSubmitted"
                and any(r.get("Barrier") for r in e["Stage Info"]["RDD Info"])}
     assert barrier, "no barrier stage: xgboost.spark did not train distributed"
@@ -319,9 +421,9 @@ def check_training_ran_on_both_workers(d: Deployment) -> None:
         assert len(ran_on) == 2 and len(set(ran_on)) == 2, (stage, ran_on)
     for worker_ui, work_dir in zip(d.cluster.worker_uis, d.cluster.work_dirs, strict=True):
         worker = get_json(f"{worker_ui}/json/")
-        mine = [x for x in worker["executors"] + worker["finishedexecutors"] if x["appid"] == app["App ID"]]
+        mine = [x for x in worker["executors"] + worker["finishedexecutors"] if x["appid"] == app]
         assert len(mine) == 1, worker
-        assert list((work_dir / app["App ID"]).glob("*/delta-spark_*.jar")), f"no Delta jar in {work_dir}"
+        assert list((work_dir / app).glob("*/delta-spark_*.jar")), f"no Delta jar in {work_dir}"
 
 
 def check_every_active_listing_is_scored_once(spark: SparkSession, state: Path) -> None:
@@ -391,5 +493,5 @@ def test_the_training_job_runs_from_the_installed_wheel_as_the_jobs_service_runs
     for name, version in versions.items():
         now = spark.sql(f"DESCRIBE HISTORY delta.`{d.state / 'warehouse' / name.replace('.', '/')}`").first()
         assert now["version"] == version, f"{name} was written after the failed validate"
-    seconds = {f"{i}:{r.key}": round(r.seconds) for i, rs in enumerate(d.runs) for r in rs}
+    seconds = {f"{run}:{r.key}": round(r.seconds) for run, rs in d.runs.items() for r in rs}
     print(f"[deployed] task seconds: {seconds}; total {sum(seconds.values())} s")
