@@ -20,6 +20,7 @@ from pricing.validation.data_docs import make_offline
 from pricing.validation.gate import RESULT_DOCS, RESULT_SCHEMA, RESULTS, reference_time
 from pricing.validation.suites import (
     CheckResult,
+    build_docs,
     docs_index,
     load_suites,
     missing_table,
@@ -45,6 +46,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     docs_dir = cfg.state_path(cfg.validate_.data_docs_dir)
     context = open_context(cfg.state_path(cfg.validate_.gx_dir), docs_dir)
     results: list[CheckResult] = []
+    result_ids = []
     skipped = []
     for suite in suites:
         ref = refs[suite.name]
@@ -56,7 +58,10 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
             continue
         # Not cached: GX reads only the columns each metric needs, and caching whole (wide) tables measured slower.
         df = delta_io.read(spark, ref)
-        results += run_suite(suite, df, context, run_id, started, baselines.get(suite.name), reference)
+        suite_results, result_id = run_suite(suite, df, context, run_id, started, baselines.get(suite.name),
+                                             reference)
+        results += suite_results
+        result_ids.append(result_id)
     validated_at = started.replace(tzinfo=None)
     rows = [(run_id, validated_at, r.suite, r.table, r.expectation, r.kwargs, r.severity, r.success, r.observed,
              r.expected) for r in results]
@@ -65,6 +70,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     summary.tables[RESULTS.logical] = delta_io.version(spark, out)
     failed_blocking = [r for r in results if not r.success and r.severity == "blocking"]
     warnings = [r for r in results if not r.success and r.severity == "warning"]
+    build_docs(context, result_ids)
     index = docs_index(docs_dir)
     # GX's pages pull scripts, styles and a tracking logo from CDNs: rewritten to load nothing from outside.
     make_offline(docs_dir)
