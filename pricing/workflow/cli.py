@@ -13,7 +13,8 @@ tasks call that same function.
 from __future__ import annotations
 
 import argparse
-import importlib
+import ast
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -23,6 +24,15 @@ from pricing.workflow.dag import run_workflow
 from pricing.workflow.runner import JOBS, run_experiment, run_job
 
 
+def _summary(module: str) -> str:
+    """The first line of ``module``'s docstring, read from its source without importing it: importing every job
+    (MLflow, xgboost, Great Expectations) would cost each command seconds before it starts."""
+    spec = importlib.util.find_spec(module)
+    source = spec.loader.get_source(module) if spec and spec.loader else None  # type: ignore[attr-defined]
+    doc = ast.get_docstring(ast.parse(source)) if source else None
+    return doc.strip().splitlines()[0] if doc else ""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pricing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default=None, help="configuration environment: local (default), dev, prod")
@@ -30,11 +40,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="override one config key, e.g. --set simulator.n_listings=10000 (repeatable)")
     sub = p.add_subparsers(dest="command", required=True)
     for name in JOBS:
-        doc = (importlib.import_module(f"jobs.{name}").__doc__ or "").strip().splitlines()[0]
-        job = sub.add_parser(name, help=doc)
+        job = sub.add_parser(name, help=_summary(f"jobs.{name}"))
         if name == "ingest":
-            job.add_argument("--format", dest="source", choices=("simulator", "mercari"), default=None,
-                             help="input format (default: ingest.source from config)")
+            job.add_argument("--format", dest="source", choices=("simulator", "mercari", "tables"), default=None,
+                             help="input format (default: ingest.source from config); tables: your own tables, "
+                                  "mapped by ingest.tables in config")
             job.add_argument("path", nargs="?", default=None,
                              help="input file for file formats, e.g. a Mercari train.tsv")
     exp = sub.add_parser("experiment", help="pricing-policy A/B tests: simulate, analyse or design one")
