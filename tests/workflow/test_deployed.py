@@ -49,7 +49,7 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pricing.workflow.bundle import load_bundle
+from pricing.workflow.bundle import Bundle, load_bundle
 from tests.cluster_support import Cluster, get_json, start_cluster, tail
 from tests.reliability.support import VOLATILE, assert_same_rows
 
@@ -195,6 +195,8 @@ class Deployment:
     order: list[str]
     spark_conf: dict[str, dict[str, str]]
     """Each job cluster's spark_conf, as deployed."""
+    variables: dict[str, str]
+    """``${...}`` values of this deployment (:func:`bundle_variables`)."""
     runs: dict[str, list[TaskRun]] = field(default_factory=dict)
     apps: dict[tuple[str, str], str] = field(default_factory=dict)
     """(run, job cluster) -> its Spark application id."""
@@ -223,8 +225,7 @@ def resolve(param: str, values: Mapping[str, Mapping[str, Any]]) -> str:
     return out
 
 
-def bundle_variables() -> dict[str, str]:
-    bundle = load_bundle(ROOT)
+def bundle_variables(bundle: Bundle) -> dict[str, str]:
     declared = {k: str(v.get("default")) for k, v in bundle.variables.items()}
     out = {f"var.{k}": v for k, v in (declared | VARIABLES).items()}
     return out | {"bundle.target": TARGET, "bundle.git.commit": GIT_COMMIT, "bundle.name": bundle.config["bundle"]["name"]}
@@ -233,8 +234,7 @@ def bundle_variables() -> dict[str, str]:
 def parameters(d: Deployment, key: str, extra: list[str]) -> list[str]:
     """The task's parameters after deployment: the bundle's, substituted, with the size (and ``extra``) overrides
     before the job name; ``/Volumes/`` mounted on the harness's folder."""
-    variables = bundle_variables()
-    params = [substitute(str(p), variables) for p in d.tasks[key]["python_wheel_task"]["parameters"]]
+    params = [substitute(str(p), d.variables) for p in d.tasks[key]["python_wheel_task"]["parameters"]]
     params = [p.replace("=/Volumes/", f"={d.volumes}/") for p in params]
     *options, job = params
     return [*options, *(a for o in (*SIZE, *extra) for a in ("--set", o)), job]
@@ -361,9 +361,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Iterator[
     host.write_text(CLUSTER_HOST)
     manifest = ROOT / ".cache" / "delta-jars" / "MANIFEST"
     jars = [str(manifest.parent / n) for n in manifest.read_text().split()[1:]]
-    job = load_bundle(ROOT).job(JOB)
+    bundle = load_bundle(ROOT)
+    job = bundle.job(JOB)
     tasks = {t["task_key"]: t for t in job.tasks}
-    variables = bundle_variables()
+    variables = bundle_variables(bundle)
     spark_conf = {c["job_cluster_key"]: {k: substitute(str(v), variables)
                                          for k, v in (c["new_cluster"].get("spark_conf") or {}).items()}
                   for c in job.spec["job_clusters"]}
@@ -371,7 +372,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Iterator[
                                     for k, t in tasks.items()}).static_order())
     # Two cores a worker: each of the job's two job clusters (one application each) holds one on each worker.
     with start_cluster(tmp_path_factory, workers=2, python=str(python), cores=2) as cluster:
-        yield Deployment(python, trampoline, host, workdir, volumes, cluster, jars, logs, tasks, order, spark_conf)
+        yield Deployment(python, trampoline, host, workdir, volumes, cluster, jars, logs, tasks, order, spark_conf,
+                         variables)
 
 
 def failure(runs: list[TaskRun]) -> str:
