@@ -39,6 +39,33 @@ def test_price_response_falls_with_price_and_its_elasticity_is_theta() -> None:
                                cumulative_hazard(p0) * 1.1 ** -theta, rtol=1e-9)
 
 
+def test_the_frailty_response_is_the_mixture_of_items_each_moving_by_theta() -> None:
+    p0, theta, k = np.array([0.2, 0.5, 0.8]), 3.0, 2.5
+    z = np.linspace(1e-6, 30, 200_001)
+    dens = z ** (k - 1) * np.exp(-k * z)
+    lam = frailty_mean(p0, k)
+    for change in (-0.3, 0.0, 0.2):
+        # Each item's cumulative hazard Z L scales by exp(-theta change); the mixture over Z ~ gamma(k, mean 1).
+        want = 1 - (np.exp(-np.outer(lam * np.exp(-theta * change), z)) * dens).sum(axis=1) / dens.sum()
+        np.testing.assert_allclose(price_response(p0, theta, change, k), want, rtol=1e-6)
+    # Flatter than one item's curve: the same price change moves the mixture less.
+    assert np.all(np.abs(price_response(p0, theta, 0.2, k) - p0) < np.abs(price_response(p0, theta, 0.2) - p0))
+
+
+def test_the_frailty_likelihood_recovers_the_per_item_elasticity_the_proportional_one_attenuates() -> None:
+    rng = np.random.default_rng(1)
+    n, theta, k = 60_000, 3.5, 2.0
+    p0 = rng.uniform(0.2, 0.7, n)                       # the mixture's probability at the own price (known)
+    z = rng.gamma(k, 1.0 / k, n)                        # each item's hidden frailty
+    delta = rng.uniform(-0.3, 0.3, n)
+    y = (rng.uniform(size=n) < -np.expm1(-z * frailty_mean(p0, k) * np.exp(-theta * delta))).astype(float)
+    offset = np.log(cumulative_hazard(p0))
+    mixed, info = fit_theta(delta, offset, y, k=k)
+    assert abs(mixed - theta) < 4 / np.sqrt(info)
+    proportional, _ = fit_theta(delta, offset, y)
+    assert proportional < theta - 0.3
+
+
 def test_choose_by_revenue_or_sell_through_on_hand_written_curves() -> None:
     prices = np.array([[10.0, 12.0, 14.0, 16.0], [10.0, 12.0, 14.0, 16.0]])
     p_sale = np.array([[0.9, 0.8, 0.7, 0.5],      # revenue 9.0, 9.6, 9.8, 8.0 -> 14

@@ -61,10 +61,12 @@ from pricing.demand_model.pyfunc import (
     shape_at,
     survival_update,
 )
+from pricing.platform.objective import KINDS, VALUED, Objective
 
 __all__ = [
     "ALL", "FRAILTY_KNOTS", "INPUT_COLS", "P_EPS", "RECOMMEND_SCHEMA", "VALUE_COLS", "DemandModel", "DemandPredictor",
-    "as_pandas_input", "choose", "cloglog_slope", "cumulative_hazard", "fit_frailty", "fit_theta", "frailty_mean",
+    "Objective", "as_objective", "as_pandas_input", "choose", "choose_under", "cloglog_slope", "judged_columns",
+    "recommend_schema", "cumulative_hazard", "fit_frailty", "fit_theta", "frailty_mean",
     "price_response", "recommend_batch", "recommend_frame", "score_terms", "segment_key", "shape_at",
     "survival_update", "value_fold",
 ]
@@ -96,18 +98,28 @@ def cloglog_slope(log_prices: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def score_terms(delta: np.ndarray, offset: np.ndarray, y: np.ndarray,
-                theta: float | np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per row: the gradient in theta and the Fisher information of the log-likelihood of ``y`` (sold 0/1) under
-    ``P = 1 - exp(-exp(offset - theta * delta))`` (complementary log-log with offset ``log P0``'s hazard)."""
-    lam = np.exp(offset - theta * delta)
-    p = np.clip(-np.expm1(-lam), 1e-300, 1.0)
-    surv = np.exp(-lam)
-    dl_deta = lam * (y * surv / p - (1.0 - y))
-    return -delta * dl_deta, delta**2 * lam**2 * surv / p
+                theta: float | np.ndarray, k: float | None = None) -> tuple[np.ndarray, ...]:
+    """Per row: the gradient in theta and the Fisher information of the log-likelihood of ``y`` (sold 0/1) when
+    the price moved by ``delta`` from where the sale probability is ``P0`` (``offset`` = log of its cumulative
+    hazard): ``P = price_response(P0, theta, delta, k)``.  ``k`` None: complementary log-log,
+    ``P = 1 - exp(-exp(offset - theta * delta))``; else the gamma(k) mixture, ``P = 1 - (1 + lam / k) ** -k``
+    with ``lam = frailty_mean(P0, k) exp(-theta * delta)``."""
+    scale = np.exp(-theta * delta)
+    if k is None:
+        lam = np.exp(offset) * scale
+        surv = np.exp(-lam)
+        dp_dlam = surv                                     # dP / dlam
+    else:
+        lam = k * np.expm1(np.exp(offset) / k) * scale
+        surv = np.exp(-k * np.log1p(lam / k))
+        dp_dlam = surv * k / (k + lam)
+    p = np.clip(1.0 - surv, 1e-300, 1.0)
+    dl_dlam = dp_dlam * (y / p - (1.0 - y) / np.maximum(surv, 1e-300))
+    return -delta * lam * dl_dlam, delta**2 * lam**2 * dp_dlam**2 / (p * np.maximum(surv, 1e-300))
 
 
 def fit_theta(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, prior_mean: float = 0.0,
-              prior_sd: float | None = None, iters: int = 50) -> tuple[float, float]:
+              prior_sd: float | None = None, iters: int = 50, k: float | None = None) -> tuple[float, float]:
     """Penalised maximum-likelihood theta (Fisher scoring) and its information, for one segment in memory.
 
     ``prior_sd`` None: plain maximum likelihood.  ``jobs/demand.py`` runs the same iteration distributed, summing
@@ -116,7 +128,7 @@ def fit_theta(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, prior_mean: 
     theta = prior_mean if prior_sd is not None else 1.0
     info = prec
     for _ in range(iters):
-        g, i = score_terms(delta, offset, y, theta)
+        g, i = score_terms(delta, offset, y, theta, k)
         grad = float(g.sum()) - prec * (theta - prior_mean)
         info = float(i.sum()) + prec
         if info <= 0:
@@ -170,22 +182,35 @@ def fit_frailty(p_h: np.ndarray, sold_day: np.ndarray, censor_day: np.ndarray, h
 
 
 # ---- choosing a price -------------------------------------------------------------------------------------------
-def choose(prices: np.ndarray, p_sale: np.ndarray, objective: str, min_revenue_share: float = 0.9) -> np.ndarray:
+def choose(prices: np.ndarray, p_sale: np.ndarray, objective: str, min_revenue_share: float = 0.9,
+           value: np.ndarray | None = None) -> np.ndarray:
     """Index of the chosen candidate per row (``prices`` ascending along axis 1).
 
-    ``revenue``: the highest ``price x p_sale`` (the lowest such price on a tie).  ``sell_through``: among the
-    candidates keeping at least ``min_revenue_share`` of that best revenue, the highest sale probability, and
-    among equally likely ones the highest revenue."""
+    ``revenue`` / ``continuation``: the highest ``value`` (default ``price x p_sale``; the lowest such price on
+    a tie).  ``sell_through``: among the candidates keeping at least ``min_revenue_share`` of the best
+    ``price x p_sale``, the highest sale probability, and among equally likely ones the highest revenue."""
     revenue = prices * p_sale
-    if objective == "revenue":
-        return np.argmax(revenue, axis=1)
+    if objective in VALUED:
+        return np.argmax(revenue if value is None else value, axis=1)
     if objective != "sell_through":
-        raise ValueError(f"unknown objective {objective!r}; choose revenue or sell_through")
+        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(KINDS)}")
     best = revenue.max(axis=1, keepdims=True)
     ok = revenue >= min_revenue_share * best - 1e-12
     p = np.where(ok, p_sale, -1.0)
     top = p.max(axis=1, keepdims=True)
     return np.argmax(np.where(ok & (p >= top - 1e-12), revenue, -1.0), axis=1)
+
+
+def choose_under(predictor: DemandPredictor, prices: np.ndarray, p_sale: np.ndarray,
+                 objective: Objective) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen candidate per row under ``objective`` (its horizon filled in), and each candidate's value under
+    it (``price x p_sale x realisation`` for sell_through, whose choice keeps a share of that revenue)."""
+    if objective.kind == "sell_through":
+        value = prices * p_sale * predictor.realisation
+        return choose(prices, p_sale, "sell_through", objective.min_revenue_share), value
+    assert objective.horizon_days is not None
+    value, _ = predictor.sale_value(prices, p_sale, objective.horizon_days, objective.after_horizon)
+    return choose(prices, p_sale, objective.kind, value=value), value
 
 
 # ---- distributed recommendation -------------------------------------------------------------------------------
@@ -194,8 +219,10 @@ RECOMMEND_SCHEMA = T.StructType([
     T.StructField("recommended_price", T.DoubleType()),
     T.StructField("p_sale", T.DoubleType()),
     T.StructField("expected_revenue", T.DoubleType()),
+    T.StructField("expected_value", T.DoubleType()),
     T.StructField("p_sale_current", T.DoubleType()),
     T.StructField("expected_revenue_current", T.DoubleType()),
+    T.StructField("expected_value_current", T.DoubleType()),
     T.StructField("elasticity", T.DoubleType()),
     T.StructField("at_lowest", T.BooleanType()),
     T.StructField("at_highest", T.BooleanType()),
@@ -203,12 +230,31 @@ RECOMMEND_SCHEMA = T.StructType([
 ])
 
 
-def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: str, min_revenue_share: float,
-                    with_naive: bool) -> pd.DataFrame:
+def judged_columns(objective: Objective) -> tuple[str, str]:
+    """The columns holding the served and the naive model's choice under a judged objective."""
+    return f"price__{objective.name}", f"naive_price__{objective.name}"
+
+
+def recommend_schema(judged: Sequence[Objective] = ()) -> T.StructType:
+    """``RECOMMEND_SCHEMA`` plus, per judged objective, both models' choice under it (``judged_columns``)."""
+    extra = [T.StructField(c, T.DoubleType()) for o in judged for c in judged_columns(o)]
+    return T.StructType([*RECOMMEND_SCHEMA.fields, *extra])
+
+
+def as_objective(objective: Objective | str, min_revenue_share: float = 0.9) -> Objective:
+    return objective if isinstance(objective, Objective) else Objective(objective, min_revenue_share=min_revenue_share)
+
+
+def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: Objective | str,
+                    min_revenue_share: float = 0.9, with_naive: bool = False,
+                    judged: Sequence[Objective] = ()) -> pd.DataFrame:
     """One Arrow batch: ``candidates`` (an ascending list of prices per row) and ``current_price`` in, the
-    chosen candidate and what the model expects of it out (columns of ``RECOMMEND_SCHEMA``)."""
+    chosen candidate under ``objective`` and what the model expects of it out (columns of ``recommend_schema``);
+    for each ``judged`` objective (horizons filled in), the served and the naive model's choice under it too."""
+    schema = recommend_schema(judged)
     if pdf.empty:
-        return pd.DataFrame({f.name: pd.Series(dtype=object) for f in RECOMMEND_SCHEMA.fields})
+        return pd.DataFrame({f.name: pd.Series(dtype=object) for f in schema.fields})
+    obj = as_objective(objective, min_revenue_share).at(predictor.horizon_days)
     prices = np.stack(list(pdf["candidates"].to_numpy())).astype(np.float64)
     current = pdf["current_price"].to_numpy(dtype=np.float64)
     grid = np.column_stack([prices, current])
@@ -216,8 +262,9 @@ def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: st
         served_all, naive_all = predictor.curves(pdf, grid)
     else:
         served_all, naive_all = predictor.p_sale(pdf, grid), None
+    _, value_all = choose_under(predictor, grid, served_all, obj)
     served, at_current = served_all[:, :-1], served_all[:, -1]
-    idx = choose(prices, served, objective, min_revenue_share)
+    idx, value = choose_under(predictor, prices, served, obj)
     rows = np.arange(len(pdf))
     chosen = prices[rows, idx]
     p = served[rows, idx]
@@ -227,20 +274,27 @@ def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: st
         elasticity = predictor.theta(pdf["segment"])
     naive_price = np.full(len(pdf), np.nan)
     if with_naive and naive_all is not None:
-        naive_price = prices[rows, choose(prices, naive_all[:, :-1], objective, min_revenue_share)]
+        naive_price = prices[rows, choose_under(predictor, prices, naive_all[:, :-1], obj)[0]]
     k = prices.shape[1]
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "listing_id": pdf["listing_id"].to_numpy(), "recommended_price": chosen, "p_sale": p,
-        "expected_revenue": chosen * p * predictor.realisation, "p_sale_current": at_current,
-        "expected_revenue_current": current * at_current * predictor.realisation, "elasticity": elasticity,
+        "expected_revenue": chosen * p * predictor.realisation, "expected_value": value[rows, idx],
+        "p_sale_current": at_current, "expected_revenue_current": current * at_current * predictor.realisation,
+        "expected_value_current": value_all[:, -1], "elasticity": elasticity,
         # Ends of a grid that rounding collapsed (equal prices) are the same bound.
         "at_lowest": chosen <= prices[:, 0], "at_highest": chosen >= prices[:, k - 1],
-        "naive_price": naive_price if with_naive else np.full(len(pdf), np.nan),
+        "naive_price": naive_price,
     })
+    for o in judged:
+        served_col, naive_col = judged_columns(o)
+        out[served_col] = prices[rows, choose_under(predictor, prices, served, o)[0]]
+        out[naive_col] = (prices[rows, choose_under(predictor, prices, naive_all[:, :-1], o)[0]]
+                          if with_naive and naive_all is not None else np.nan)
+    return out
 
 
-def recommend_frame(df: DataFrame, predictor: DemandPredictor, objective: str, min_revenue_share: float,
-                    with_naive: bool = False) -> DataFrame:
+def recommend_frame(df: DataFrame, predictor: DemandPredictor, objective: Objective | str, min_revenue_share: float,
+                    with_naive: bool = False, judged: Sequence[Objective] = ()) -> DataFrame:
     """Distributed: one recommendation per row of ``df`` (``INPUT_COLS``, the listing features,
     ``current_price`` and ``candidates``).  The predictor travels once per executor as a broadcast and each
     Arrow batch is scored as matrices (no per-row Python)."""
@@ -248,13 +302,15 @@ def recommend_frame(df: DataFrame, predictor: DemandPredictor, objective: str, m
     blobs = spark.sparkContext.broadcast(predictor.to_bytes())
     cols = [*INPUT_COLS, "current_price", "candidates",
             *[c for c in ("age_days", "listed_price") if c in df.columns]]
+    judged = tuple(o.at(predictor.horizon_days) for o in judged)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model = DemandPredictor.from_bytes(blobs.value)
         for pdf in batches:
-            yield recommend_batch(model, pdf, objective, min_revenue_share, with_naive)
+            yield recommend_batch(model, pdf, objective, min_revenue_share, with_naive, judged)
 
-    return df.select(*cols, *[F.col(c).cast("double") for c in predictor.features]).mapInPandas(run, RECOMMEND_SCHEMA)
+    return df.select(*cols, *[F.col(c).cast("double") for c in predictor.features]).mapInPandas(
+        run, recommend_schema(judged))
 
 
 def as_pandas_input(rows: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:

@@ -109,6 +109,9 @@ def evaluate(spark: SparkSession, cfg: Config, fitted: DemandFit, split: DemandS
         metrics["frailty_k"] = float(frailty["frailty_k"])
         metrics.update({f"exposure_g_{int(t)}d": float(v) for t, v in
                         zip(frailty["exposure_knots"], frailty["exposure_values"], strict=True) if t in (14, 28, 60, 120)})
+        metrics.update({f"realisation_from_{int(t)}d": float(v) for t, v in
+                        zip(frailty["exposure_knots"], frailty.get("realisation_values", ()), strict=False)
+                        if t in (0, 14, 28, 42)})
     estimators = per_seg[["segment", "rows", *[c for c in ("exploration", "naive") if c in per_seg]]]
     truth = elasticity_against_truth(spark, cfg, estimators[estimators["rows"] > 0], d.elasticity_segment)
     if truth is not None:

@@ -37,11 +37,17 @@ def cumulative_hazard(p: np.ndarray) -> np.ndarray:
     return -np.log1p(-np.clip(np.asarray(p, dtype=np.float64), P_EPS, 1.0 - P_EPS))
 
 
-def price_response(p0: np.ndarray, theta: np.ndarray, log_change: np.ndarray) -> np.ndarray:
-    """Sale probability after moving the price by ``log_change`` (log scale) from where it is ``p0``:
-    ``1 - (1 - p0) ** exp(-theta * log_change)``, broadcast; non-increasing in ``log_change`` for theta >= 0."""
-    lam = cumulative_hazard(p0) * np.exp(-np.asarray(theta) * np.asarray(log_change))
-    return -np.expm1(-lam)
+def price_response(p0: np.ndarray, theta: np.ndarray, log_change: np.ndarray, k: float | None = None) -> np.ndarray:
+    """Sale probability after moving the price by ``log_change`` (log scale) from where it is ``p0``, broadcast;
+    non-increasing in ``log_change`` for theta >= 0.  Each item's cumulative hazard scales by
+    ``exp(-theta * log_change)``.  ``k`` None: the items alike, ``1 - (1 - p0) ** exp(-theta * log_change)``;
+    else items differ by a gamma(k) frailty, so ``p0`` is a mixture and the mean hazard ``L`` (``frailty_mean``)
+    scales: ``1 - (1 + L exp(-theta * log_change) / k) ** -k``.  The mixture's curve is flatter than one
+    item's, so the same data give a larger (per-item) theta under a frailty."""
+    scale = np.exp(-np.asarray(theta) * np.asarray(log_change))
+    if k is None:
+        return -np.expm1(-cumulative_hazard(p0) * scale)
+    return -np.expm1(-k * np.log1p(frailty_mean(p0, k) * scale / k))
 
 
 # ---- survival: the exposure an unsold listing has had ---------------------------------------------------------
@@ -90,6 +96,12 @@ class DemandPredictor:
     exposure_knots: tuple[float, ...] = ()
     exposure_values: tuple[float, ...] = ()
     """The cumulative-hazard shape ``g`` (``g(horizon) = 1``) at ``exposure_knots`` days since listing."""
+    response: str = "proportional"
+    """How theta moves the sale probability (``price_response``): ``proportional`` (items alike) or ``frailty``
+    (the mixture over the gamma frailty ``frailty_k``; theta is then one item's elasticity)."""
+    realisation_values: tuple[float, ...] = ()
+    """E[sold price / listed price] of sales between consecutive ``exposure_knots`` (later sales come after price
+    drops); empty: ``realisation`` throughout."""
 
     def __post_init__(self) -> None:
         if ALL not in self.elasticity:
@@ -99,6 +111,8 @@ class DemandPredictor:
             raise ValueError(f"elasticities must be finite and >= 0 (demand falls with price), got {bad}")
         if self.identification not in ("exploration", "naive"):
             raise ValueError(f"unknown identification {self.identification!r}")
+        if self.response not in ("proportional", "frailty") or (self.response == "frailty" and self.frailty_k is None):
+            raise ValueError(f"response {self.response!r} needs to be proportional, or frailty with a frailty_k")
 
     @property
     def classifier_features(self) -> tuple[str, ...]:
@@ -160,7 +174,12 @@ class DemandPredictor:
         own = np.log(frame["own_price"].to_numpy(dtype=np.float64))
         theta = self.theta(frame["segment"])
         p0 = survival_update(self.classify(X, lv, own), self.exposure(frame, theta), self.frailty_k)
-        return price_response(p0[:, None], theta[:, None], log_p - own[:, None])
+        return price_response(p0[:, None], theta[:, None], log_p - own[:, None], self.response_k)
+
+    @property
+    def response_k(self) -> float | None:
+        """The frailty shape the price response mixes over (None: proportional)."""
+        return self.frailty_k if self.response == "frailty" else None
 
     def exposure(self, frame: pd.DataFrame, theta: np.ndarray) -> np.ndarray:
         """Each row's cumulative hazard so far in units of its mean horizon hazard at the own price: ``g(age)``,
@@ -173,6 +192,48 @@ class DemandPredictor:
             ratio = frame["listed_price"].to_numpy(dtype=np.float64) / frame["own_price"].to_numpy(dtype=np.float64)
             g = g * ratio ** -theta
         return g
+
+    def realisation_at(self, days: np.ndarray) -> np.ndarray:
+        """E[sold price / listed price] of a sale in the knot interval holding each of ``days``."""
+        days = np.asarray(days, dtype=np.float64)
+        if not self.realisation_values:
+            return np.full(days.shape, self.realisation)
+        i = np.searchsorted(np.asarray(self.exposure_knots), days, side="right") - 1
+        return np.asarray(self.realisation_values)[np.clip(i, 0, len(self.realisation_values) - 1)]
+
+    def sale_value(self, prices: np.ndarray, p_h: np.ndarray, horizon_days: int,
+                   after: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Expected revenue at each of ``prices`` (n x K) when sales within ``horizon_days`` of (re)listing count
+        in full and later ones ``after`` times, and the sale probability within ``horizon_days``.
+
+        ``p_h`` is the served sale probability within the model's own horizon at those prices (``p_sale``).  At
+        that horizon with ``after`` 0 this is ``price x p_h x realisation``.  Otherwise the sale times come from
+        the survival layer: an item's cumulative hazard grows along the shape ``g`` (the marketplace's drops and
+        end of sales, learned from sale times) and, with frailty, ``S(t) = (1 + L g(t) / k) ** -k`` where ``L``
+        gives ``S(H) = 1 - p_h``; a sale between two knots closes at that interval's realisation."""
+        prices, p_h = np.asarray(prices, dtype=np.float64), np.asarray(p_h, dtype=np.float64)
+        if horizon_days == self.horizon_days and after == 0.0:
+            return prices * p_h * self.realisation, p_h
+        if not self.exposure_knots:
+            raise ValueError(f"valuing sales over {horizon_days} days (or after the horizon) needs the survival "
+                             f"layer, which this demand model lacks (fitted without a price experiment); "
+                             f"use the revenue objective at its own horizon of {self.horizon_days} days")
+        knots = np.asarray(self.exposure_knots, dtype=np.float64)
+        times = np.union1d(knots, [float(horizon_days)])
+        g = shape_at(times, self.exposure_knots, self.exposure_values)
+        rho = self.realisation_at(times[:-1])
+        k = self.frailty_k
+        lam = frailty_mean(p_h, k) if k is not None else cumulative_hazard(p_h)
+        value = np.zeros_like(p_h)
+        sold_h = np.zeros_like(p_h)
+        prev = np.ones_like(p_h)
+        for j in range(1, len(times)):
+            surv = np.exp(-k * np.log1p(lam * g[j] / k)) if k is not None else np.exp(-lam * g[j])
+            value += (prev - surv) * rho[j - 1] * (1.0 if times[j] <= horizon_days else after)
+            if times[j] == horizon_days:
+                sold_h = 1.0 - surv
+            prev = surv
+        return prices * value, sold_h
 
     def p_sale(self, frame: pd.DataFrame, prices: np.ndarray) -> np.ndarray:
         """The served model's sale probability at ``prices`` (n x K)."""
@@ -189,7 +250,8 @@ class DemandPredictor:
                 "horizon_days": self.horizon_days, "realisation": self.realisation,
                 "identification": self.identification, "segment_cols": list(self.segment_cols),
                 "frailty_k": self.frailty_k, "exposure_knots": list(self.exposure_knots),
-                "exposure_values": list(self.exposure_values)}
+                "exposure_values": list(self.exposure_values),
+                "realisation_values": list(self.realisation_values), "response": self.response}
         return {"meta": json.dumps(meta).encode(), "classifier": bytes(self.classifier.save_raw("json")),
                 "value0": bytes(self.value_models[0].save_raw("json")),
                 "value1": bytes(self.value_models[1].save_raw("json"))}
@@ -207,7 +269,8 @@ class DemandPredictor:
                    {k: float(v) for k, v in meta["elasticity"].items()}, int(meta["horizon_days"]),
                    float(meta["realisation"]), meta["identification"], tuple(meta["segment_cols"]),
                    meta.get("frailty_k"), tuple(meta.get("exposure_knots", ())),
-                   tuple(meta.get("exposure_values", ())))
+                   tuple(meta.get("exposure_values", ())), response=meta.get("response", "proportional"),
+                   realisation_values=tuple(meta.get("realisation_values", ())))
 
     def save(self, folder: Path) -> dict[str, str]:
         """Write one ``<part>.json`` file per part; returns MLflow ``artifacts`` (name -> path)."""

@@ -196,10 +196,12 @@ def with_offset(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
 
 
 def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prior_sd: float | None,
-                      iters: int = NEWTON_ITERS) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+                      iters: int = NEWTON_ITERS, k: float | None = None,
+                      ) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
     """Penalised maximum-likelihood theta per value of ``by`` (Fisher scoring): each iteration sums
     ``score_terms`` per segment in one distributed aggregation.  ``prior``: segment -> prior mean (``ALL`` for
-    any segment not named); ``prior_sd`` None: unpenalised.  Returns theta, information and rows per segment."""
+    any segment not named); ``prior_sd`` None: unpenalised; ``k``: the frailty the price response mixes over
+    (``score_terms``).  Returns theta, information and rows per segment."""
     data = rows.select(by.alias("seg"), "price_nudge", "offset", F.col("label").cast("double").alias("y")).persist()
     prec = 0.0 if prior_sd is None else 1.0 / prior_sd**2
     theta: dict[str, float] = {}
@@ -212,7 +214,8 @@ def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prio
         def sums(batches: Iterator[pd.DataFrame], current: dict[str, float] = current) -> Iterator[pd.DataFrame]:
             for pdf in batches:
                 th = (pdf["seg"].map({**prior, **current}).fillna(prior.get(ALL, 1.0))).to_numpy(dtype=np.float64)
-                g, i = score_terms(pdf["price_nudge"].to_numpy(), pdf["offset"].to_numpy(), pdf["y"].to_numpy(), th)
+                g, i = score_terms(pdf["price_nudge"].to_numpy(), pdf["offset"].to_numpy(), pdf["y"].to_numpy(), th,
+                                   k)
                 yield pd.DataFrame({"seg": pdf["seg"], "g": g, "i": i, "n": 1}).groupby("seg", as_index=False).sum()
 
         agg = data.mapInPandas(sums, schema).groupBy("seg").agg(
@@ -232,13 +235,14 @@ def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prio
     return theta, info, counts
 
 
-def estimate_elasticities(nudged: DataFrame, prior_sd: float) -> tuple[dict[str, float], pd.DataFrame]:
+def estimate_elasticities(nudged: DataFrame, prior_sd: float,
+                          k: float | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Overall theta (unpenalised), then one per segment shrunk toward it; negative estimates are set to 0
-    (demand cannot rise with price; a negative one is noise)."""
-    overall, o_info, o_n = newton_by_segment(nudged, F.lit(ALL), {ALL: 1.0}, None)
+    (demand cannot rise with price; a negative one is noise).  ``k``: the frailty the response mixes over."""
+    overall, o_info, o_n = newton_by_segment(nudged, F.lit(ALL), {ALL: 1.0}, None, k=k)
     if ALL not in overall or not np.isfinite(overall[ALL]):
         raise ModelGateError("the price response could not be estimated: no usable exploration rows")
-    theta, info, counts = newton_by_segment(nudged, F.col("segment"), {ALL: overall[ALL]}, prior_sd)
+    theta, info, counts = newton_by_segment(nudged, F.col("segment"), {ALL: overall[ALL]}, prior_sd, k=k)
     elasticity = {ALL: max(0.0, overall[ALL]), **{k: max(0.0, v) for k, v in theta.items()}}
     table_ = pd.DataFrame({"segment": list(theta), "exploration": [elasticity[k] for k in theta],
                            "exploration_se": [1.0 / np.sqrt(info[k]) for k in theta],
@@ -249,7 +253,7 @@ def estimate_elasticities(nudged: DataFrame, prior_sd: float) -> tuple[dict[str,
 
 
 def estimate_frailty(nudged: DataFrame, elasticity: dict[str, float], last: Any, horizon: int,
-                     seed: int) -> dict[str, Any]:
+                     seed: int, response_k: float | None = None) -> dict[str, Any]:
     """Gamma frailty shape and cumulative-hazard shape (``pricing.demand_model.estimator.fit_frailty``) from the treatment
     arm's sale times, with each listing's sale probability from the classifier (out of sample: it was trained
     on the control arm) moved by its nudge.  At most ``FRAILTY_ROWS`` listings reach the driver."""
@@ -262,13 +266,39 @@ def estimate_frailty(nudged: DataFrame, elasticity: dict[str, float], last: Any,
     ).toPandas()
     theta = pdf["segment"].map(elasticity).fillna(elasticity[ALL]).to_numpy(dtype=np.float64)
     p0 = -np.expm1(-np.exp(pdf["offset"].to_numpy(dtype=np.float64)))
-    p_h = price_response(p0, theta, pdf["price_nudge"].to_numpy(dtype=np.float64))
+    p_h = price_response(p0, theta, pdf["price_nudge"].to_numpy(dtype=np.float64), response_k)
     sold = pdf["sold_day"].to_numpy(dtype=np.float64, na_value=np.nan)
     censor = pdf["censor_day"].to_numpy(dtype=np.float64)
     # A sale after the end of the data cannot have been seen yet.
     sold = np.where(sold < censor, sold, np.nan)
     k, g = fit_frailty(p_h, sold, censor, horizon)
     return {"frailty_k": k, "exposure_knots": tuple(FRAILTY_KNOTS), "exposure_values": tuple(float(x) for x in g)}
+
+
+FRAILTY_ROUNDS = 2
+"""demand.price_response frailty: rounds of theta given k, then k given theta, after the proportional start."""
+REALISATION_MIN_SALES = 30
+"""A knot interval with fewer sales than this takes the previous interval's realisation."""
+
+
+def realisation_curve(labelled: DataFrame, knots: tuple[float, ...], fallback: float) -> tuple[float, ...]:
+    """E[sold price / listed price] of the sales between consecutive ``knots`` days after listing, in one
+    aggregation: later sales close lower (the marketplace's price drops).  An interval with fewer than
+    ``REALISATION_MIN_SALES`` sales takes the previous interval's value (the first one ``fallback``)."""
+    day = (F.col("sold_at").cast("double") - F.col("as_of").cast("double")) / 86400.0
+    bucket = F.lit(0)
+    for k in knots[1:]:
+        bucket = bucket + (day >= F.lit(float(k))).cast("int")
+    rows = (labelled.where(F.col("sold_at").isNotNull() & (F.col("sold_price") > 0) & (F.col("asking_price") > 0))
+            .groupBy(bucket.alias("bucket")).agg(F.avg(F.col("sold_price") / F.col("asking_price")).alias("r"),
+                                                 F.count("*").alias("n")).collect())
+    found = {int(r["bucket"]): (float(r["r"]), int(r["n"])) for r in rows}
+    out, prev = [], fallback
+    for j in range(len(knots) - 1):
+        r, n = found.get(j, (prev, 0))
+        prev = r if n >= REALISATION_MIN_SALES else prev
+        out.append(prev)
+    return tuple(out)
 
 
 def test_frame(df: DataFrame, predictor: DemandPredictor) -> pd.DataFrame:
@@ -510,7 +540,14 @@ def fit_demand(spark: SparkSession, cfg: Config, ts: DataFrame, split: DemandSpl
                              bare).persist()
         elasticity, elasticity_table = estimate_elasticities(nudged, d.elasticity_prior_sd)
         frailty = estimate_frailty(nudged, elasticity, split.last, horizon, d.booster.seed)
+        for _ in range(FRAILTY_ROUNDS if d.price_response == "frailty" else 0):
+            # theta and k each need the other: alternate (theta given k, then k and g given theta).
+            k = float(frailty["frailty_k"])
+            elasticity, elasticity_table = estimate_elasticities(nudged, d.elasticity_prior_sd, k)
+            frailty = estimate_frailty(nudged, elasticity, split.last, horizon, d.booster.seed, k)
         nudged.unpersist()
+        frailty["realisation_values"] = realisation_curve(split.labelled, FRAILTY_KNOTS, realisation)
+    response = d.price_response if frailty else "proportional"
     predictor = DemandPredictor(features, classifier, value_models, elasticity, horizon, realisation,
-                                d.identification, d.elasticity_segment, **frailty)
+                                d.identification, d.elasticity_segment, response=response, **frailty)
     return DemandFit(predictor, valued, elasticity, elasticity_table, frailty, realisation, value_s, clf_s)

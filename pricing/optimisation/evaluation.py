@@ -1,13 +1,17 @@
 """Price optimisation judged against the simulator's true demand (evaluation only: the one place besides tests
 that reads ``truth.listings`` / ``truth.categories`` for the recommendation).
 
-For every recommended listing, the expected revenue within the horizon (``pricing.world.true_demand.expected_outcomes``:
-sale probability, day-14/28 drops, accepted offers) of each pricing policy, listed at that price:
+Each judged objective (``recommend.evaluate_objectives``, ``pricing.platform.objective``) is a true expected value
+per listing (``pricing.world.true_demand.expected_outcomes``: sale probability, day-14/28 drops, accepted
+offers): ``revenue_<H>d``, the revenue of sales within H days; ``continuation_<H>d``, that plus
+``recommend.continuation_discount`` times the revenue of the sales after H (an unsold item keeps its later
+value).  Under each, every pricing policy is judged, listed at its price:
 
 * ``own``: the seller's current price;
 * ``p50``: the price model's suggestion (``score``'s guardrailed, rounded p50);
-* ``optimised``: the recommendation;
-* ``naive``: the recommendation the naive (observational) price response would make;
+* ``optimised``: the demand model's choice under that same objective (for the served objective: the
+  recommendation written);
+* ``naive``: the choice the naive (observational) price response would make under it;
 
 beside simple baselines (every ratio is reported next to them, so a model that a rule of thumb matches shows):
 
@@ -17,14 +21,14 @@ beside simple baselines (every ratio is reported next to them, so a model that a
 * ``best_flat``: the flat rule with the highest overall ratio, chosen in hindsight on this very evaluation (so
   it flatters the baseline, never the model); ``optimised_margin_over_best_flat`` is the optimiser's lead over it;
 
-against two oracles that know the item's true demand:
+against two oracles that know the item's true demand and maximise the same objective:
 
 * ``oracle``: the best price inside the recommendation's own guardrails (the band
   ``[band_lo, band_hi]``: floor, ceiling and the maximum change from the current price), at any price in the
   band, not only at price points, so no guardrailed policy can beat it;
 * ``free``: the item's true optimum within the category floor and ceiling only.
 
-Ratios are of sums (revenue-weighted), overall and by segment.
+Ratios are of sums (value-weighted), overall and by segment, one block of rows per objective.
 """
 
 from __future__ import annotations
@@ -40,21 +44,34 @@ from pyspark.sql import types as T
 from pricing.platform import catalog, delta_io
 from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError
+from pricing.platform.objective import Objective
 from pricing.platform.tables import table
 from pricing.world.true_demand import (
     HORIZON_DAYS,
     DemandParams,
-    ExpectedOutcomes,
     check_horizon,
     expected_outcomes,
 )
 
 
-def check_evaluable(horizon_days: int) -> None:
+def check_evaluable(horizon_days: int, what: str = "the demand model's") -> None:
     """The policies can be judged against the simulator's demand only within its horizon (nothing sells later)."""
     if horizon_days > HORIZON_DAYS:
         raise ConfigError(f"the evaluation needs a horizon <= {HORIZON_DAYS} days (nothing sells later in the "
-                          f"simulator); the demand model's is {horizon_days}: set recommend.evaluate=false")
+                          f"simulator); {what} is {horizon_days}: set recommend.evaluate=false")
+
+
+def true_value(price: np.ndarray, params: DemandParams, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
+    """The true expected value of listing at ``price`` under ``objective`` (horizon filled in), and the true sale
+    probability within its horizon: revenue within the horizon, plus for ``continuation`` the discounted revenue
+    of the sales after it (up to the simulator's end of sales)."""
+    assert objective.horizon_days is not None
+    e = expected_outcomes(price, params, objective.horizon_days)
+    after = objective.after_horizon
+    if after == 0.0 or objective.horizon_days >= HORIZON_DAYS:
+        return e.gmv, e.p_sold
+    later = expected_outcomes(price, params, HORIZON_DAYS).gmv - e.gmv
+    return e.gmv + after * later, e.p_sold
 
 POLICIES = ("own", "p50", "optimised", "naive")
 POLICY_PRICE = {"own": "current_price", "p50": "suggested_price", "optimised": "recommended_price",
@@ -77,16 +94,20 @@ SEGMENT_DIMS = ("department", "category", "price_band", "listing_age", "limited_
 """Segment columns of the evaluation input, besides the overall row."""
 EVAL_DOCS = {
     "scoring_date": "The recommendation date evaluated; rerunning a date replaces its rows.",
+    "objective": "The objective the row judges by (<kind>_<days>d, recommend.evaluate_objectives): revenue = true "
+                 "expected revenue within the horizon; continuation = that plus recommend.continuation_discount x "
+                 "the revenue of later sales. Every value, oracle and the optimiser's choice in the row are under it.",
     "segment": "Dimension of the row: overall, or one of " + ", ".join(SEGMENT_DIMS) + ".",
     "value": "The segment's value (all for overall; none when the listing has no value).",
     "listings": "Listings in the segment.",
-    "oracle_revenue": "True expected revenue of the best price within the guardrails (the guardrailed oracle).",
-    "free_revenue": "True expected revenue of the best price without guardrails (the free oracle).",
-    **{f"{p}_ratio": f"True expected revenue listing at {POLICY_PRICE[p]} (policy {p}) over the guardrailed "
-                     "oracle's." for p in POLICIES},
-    **{f"{p}_ratio_free": f"True expected revenue listing at {POLICY_PRICE[p]} (policy {p}) over the free "
+    "oracle_revenue": "True expected value (under the objective) of the best price within the guardrails (the "
+                      "guardrailed oracle).",
+    "free_revenue": "True expected value of the best price without guardrails (the free oracle).",
+    **{f"{p}_ratio": f"True expected value listing at {POLICY_PRICE[p]} (policy {p}; optimised and naive: the "
+                     "model's choice under the row's objective) over the guardrailed oracle's." for p in POLICIES},
+    **{f"{p}_ratio_free": f"True expected value listing at {POLICY_PRICE[p]} (policy {p}) over the free "
                           "oracle's." for p in POLICIES},
-    **{f"{flat_name(c)}_ratio": f"Baseline: true expected revenue with every asking price changed by {c:+.0%} "
+    **{f"{flat_name(c)}_ratio": f"Baseline: true expected value with every asking price changed by {c:+.0%} "
                                 "(clipped to the guardrail band), over the guardrailed oracle's." for c in FLAT_CHANGES},
     **{f"{flat_name(c)}_ratio_free": f"Baseline: every asking price changed by {c:+.0%}, over the free oracle's."
        for c in FLAT_CHANGES},
@@ -95,7 +116,7 @@ EVAL_DOCS = {
     "optimised_margin_over_best_flat": "optimised_ratio - best_flat_ratio: the optimiser's lead over the best flat "
                                        "rule, in points of oracle revenue (as a share).",
     "guardrail_ratio": "oracle_revenue / free_revenue: what the guardrails cost.",
-    **{f"{p}_sell_through": f"True probability of selling within the horizon under policy {p}."
+    **{f"{p}_sell_through": f"True probability of selling within the objective's horizon under policy {p}."
        for p in (*RATIOED, "oracle", "free")},
     "model_version": "Demand model version whose recommendations were evaluated.",
     "evaluated_at": "When the evaluation was written (UTC).",
@@ -117,18 +138,20 @@ def _column(params: DemandParams) -> DemandParams:
 
 
 def best_price(params: DemandParams, lo: np.ndarray, hi: np.ndarray, horizon_days: int, grid: int = 201,
-               refine: int = 40) -> np.ndarray:
-    """Per row, the price in ``[lo, hi]`` with the highest true expected revenue within the horizon.
+               refine: int = 40, objective: Objective | None = None) -> np.ndarray:
+    """Per row, the price in ``[lo, hi]`` with the highest true expected value under ``objective`` (default:
+    revenue within ``horizon_days``).
 
     A log-spaced grid, then golden-section search on the grid cell pair around the best point; the refined
     price is kept only where it beats the grid's best, so the result is never worse than the grid's."""
     check_horizon(horizon_days)
+    obj = objective or Objective("revenue", horizon_days)
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.maximum(np.asarray(hi, dtype=np.float64), lo)
     col = _column(params)
 
     def gmv(log_p: np.ndarray) -> np.ndarray:
-        return expected_outcomes(np.exp(log_p), col if log_p.ndim == 2 else params, horizon_days).gmv
+        return true_value(np.exp(log_p), col if log_p.ndim == 2 else params, obj)[0]
 
     t = np.linspace(0.0, 1.0, grid)
     a0, b0 = np.log(lo), np.log(hi)
@@ -162,32 +185,34 @@ EVAL_SCHEMA = T.StructType([
 ])
 
 
-def evaluate_batch(pdf: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """Per listing: true expected revenue (``gmv_*``) and sale probability (``sold_*``) within the horizon of
-    each policy's price and of both oracles.  A policy without a price (null) gets nan."""
+def evaluate_batch(pdf: pd.DataFrame, horizon_days: int, objective: Objective | None = None) -> pd.DataFrame:
+    """Per listing: true expected value under ``objective`` (``gmv_*``; default: revenue within ``horizon_days``)
+    and sale probability within its horizon (``sold_*``) of each policy's price and of both oracles (which
+    maximise that same value).  A policy without a price (null) gets nan."""
+    obj = objective or Objective("revenue", horizon_days)
+    check_horizon(obj.horizon_days or horizon_days)
     params = params_of(pdf)
     out: dict[str, np.ndarray] = {"listing_id": pdf["listing_id"].to_numpy()}
 
-    def put(name: str, e: ExpectedOutcomes) -> None:
-        out[f"gmv_{name}"], out[f"sold_{name}"] = e.gmv, e.p_sold
+    def put(name: str, price: np.ndarray) -> None:
+        missing = np.isnan(price)
+        value, sold = true_value(np.where(missing, 1.0, price), params, obj)
+        out[f"gmv_{name}"], out[f"sold_{name}"] = np.where(missing, np.nan, value), np.where(missing, np.nan, sold)
 
     for policy in POLICIES:
-        price = pdf[POLICY_PRICE[policy]].to_numpy(dtype=np.float64, na_value=np.nan)
-        e = expected_outcomes(np.where(np.isnan(price), 1.0, price), params, horizon_days)
-        put(policy, ExpectedOutcomes(*(np.where(np.isnan(price), np.nan, a) for a in (e.p_sold, e.days_on_market,
-                                                                                        e.gmv))))
+        put(policy, pdf[POLICY_PRICE[policy]].to_numpy(dtype=np.float64, na_value=np.nan))
     band_lo, band_hi = pdf["band_lo"].to_numpy(dtype=np.float64), pdf["band_hi"].to_numpy(dtype=np.float64)
     current = pdf[POLICY_PRICE["own"]].to_numpy(dtype=np.float64)
     for change in FLAT_CHANGES:
-        put(flat_name(change), expected_outcomes(np.clip(current * (1 + change), band_lo, band_hi), params,
-                                                 horizon_days))
-    oracle = best_price(params, band_lo, band_hi, horizon_days)
+        put(flat_name(change), np.clip(current * (1 + change), band_lo, band_hi))
+    h = obj.horizon_days or horizon_days
+    oracle = best_price(params, band_lo, band_hi, h, objective=obj)
     floor, ceiling = pdf["floor"].to_numpy(dtype=np.float64), pdf["ceiling"].to_numpy(dtype=np.float64)
     lfv = params.log_fair_value
     free = best_price(params, np.clip(np.exp(lfv - FREE_SPAN), floor, ceiling),
-                      np.clip(np.exp(lfv + FREE_SPAN), floor, ceiling), horizon_days)
-    put("oracle", expected_outcomes(oracle, params, horizon_days))
-    put("free", expected_outcomes(free, params, horizon_days))
+                      np.clip(np.exp(lfv + FREE_SPAN), floor, ceiling), h, objective=obj)
+    put("oracle", oracle)
+    put("free", free)
     out["oracle_price"], out["free_price"] = oracle, free
     return pd.DataFrame(out)
 
@@ -201,9 +226,11 @@ def listing_age(days: Column) -> Column:
     return F.when(days < 14, "<14d").when(days < 60, "14-59d").otherwise("60d+")
 
 
-def per_listing(spark: SparkSession, cfg: Config, inputs: DataFrame, horizon_days: int) -> DataFrame:
+def per_listing(spark: SparkSession, cfg: Config, inputs: DataFrame, horizon_days: int,
+                objective: Objective | None = None) -> DataFrame:
     """``inputs`` (listing_id, the policy prices, band_lo/hi, floor, ceiling, segment columns) joined to the
-    listings' true demand, evaluated per listing (``EVAL_SCHEMA`` plus the segment columns)."""
+    listings' true demand, evaluated per listing under ``objective`` (``EVAL_SCHEMA`` plus the segment
+    columns)."""
     truth = delta_io.read(spark, table(cfg, catalog.TRUTH_LISTINGS)).select("listing_id", *TRUTH_COLS)
     cols = ["listing_id", *POLICY_PRICE.values(), "band_lo", "band_hi", "floor", "ceiling"]
     frame = inputs.select(*[F.col(c).cast("double") if c != "listing_id" else F.col(c) for c in cols]).join(
@@ -211,7 +238,7 @@ def per_listing(spark: SparkSession, cfg: Config, inputs: DataFrame, horizon_day
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
-            yield evaluate_batch(pdf, horizon_days)
+            yield evaluate_batch(pdf, horizon_days, objective)
 
     return frame.mapInPandas(run, EVAL_SCHEMA).join(inputs.select("listing_id", *SEGMENT_DIMS), "listing_id")
 

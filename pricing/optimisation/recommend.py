@@ -13,7 +13,7 @@ the demand model, within guardrails, with a reason.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,13 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pricing.demand_model.estimator import judged_columns
+from pricing.optimisation import evaluation as ev
 from pricing.optimisation import plots as optimisation_plots
 from pricing.platform import catalog, delta_io, tracking
 from pricing.platform.config import Config, RecommendConfig, ScoreConfig
 from pricing.platform.errors import ModelGateError
+from pricing.platform.objective import Objective
 from pricing.platform.rows import first_row, first_value
 from pricing.platform.tables import TableRef, table
 from pricing.price_model.scoring import bounds, round_to_price_points
@@ -46,12 +49,16 @@ OUTPUT_DOCS = {
     "price_change": "recommended_price / current_price - 1.",
     "p_sale": "Demand model's probability of selling within its horizon at recommended_price.",
     "expected_revenue": "Expected revenue within the horizon at recommended_price (price x p_sale x realisation).",
+    "expected_value": "The objective's expected value at recommended_price under the demand model (continuation: "
+                      "revenue within the horizon plus the discounted revenue of later sales).",
     "p_sale_current": "Demand model's probability of selling within its horizon at current_price.",
     "expected_revenue_current": "Expected revenue within the horizon at current_price.",
+    "expected_value_current": "The objective's expected value at current_price under the demand model.",
     "elasticity": "Price elasticity the demand model used for the listing's segment.",
     "reason_code": "priced above market, under-priced or well priced (within recommend.reason_tolerance).",
     "limited_by": "Guardrail the recommendation sits on (max_change, floor, ceiling); null inside the band.",
-    "objective": "recommend.objective the run optimised: revenue or sell_through.",
+    "objective": "The objective the run optimised (<kind>_<days>d: continuation, revenue or sell_through; see "
+                 "recommend.objective).",
     "suggested_price": "The price model's suggestion (score's p50 within the guardrails), for comparison.",
     "model_name": "Registered demand model used.",
     "model_version": "Its version (the alias champion when run).",
@@ -166,27 +173,40 @@ def recommendation_stats(df: DataFrame) -> dict[str, float]:
     return {k.replace(" ", "_").replace("-", "_"): v for k, v in out.items()}
 
 
-def evaluate_policies(spark: SparkSession, cfg: Config, full: DataFrame, horizon: int, demand_v: int,
+def evaluate_policies(spark: SparkSession, cfg: Config, full: DataFrame, judged: Sequence[Objective], demand_v: int,
                       scoring_date: Any, now: datetime) -> tuple[pd.DataFrame, int]:
-    """Evaluation only: each policy's true expected revenue against the oracles, per segment -> EVAL_OUTPUT."""
-    from pricing.optimisation import evaluation as ev
-
+    """Evaluation only: under each ``judged`` objective (horizons filled in), each policy's true expected value
+    against that objective's oracles, per segment -> EVAL_OUTPUT (one block of rows per objective)."""
     reference = first_value(full.agg(F.max("created_at")))
     days = (F.lit(reference).cast("timestamp").cast("double") - F.col("created_at").cast("double")) / 86400.0
-    inputs = full.select("listing_id", "current_price", "suggested_price", "recommended_price", "naive_price",
-                         "band_lo", "band_hi", "floor", "ceiling", "department", "category",
-                         ev.price_band(F.col("current_price")).alias("price_band"),
-                         ev.listing_age(days).alias("listing_age"), "limited_by")
-    table_ = ev.summarise(ev.per_listing(spark, cfg, inputs, horizon))
+    blocks = []
+    for objective in judged:
+        price_col, naive_col = judged_columns(objective)
+        inputs = full.select("listing_id", "current_price", "suggested_price",
+                             F.col(price_col).alias("recommended_price"), F.col(naive_col).alias("naive_price"),
+                             "band_lo", "band_hi", "floor", "ceiling", "department", "category",
+                             ev.price_band(F.col("current_price")).alias("price_band"),
+                             ev.listing_age(days).alias("listing_age"), "limited_by")
+        assert objective.horizon_days is not None
+        block = ev.summarise(ev.per_listing(spark, cfg, inputs, objective.horizon_days, objective))
+        block.insert(0, "objective", objective.name)
+        blocks.append(block)
+    table_ = pd.concat(blocks, ignore_index=True)
     rows = spark.createDataFrame(table_.astype({"listings": "int64"})).select(
         F.lit(scoring_date).cast("date").alias("scoring_date"), "*", F.lit(demand_v).alias("model_version"),
         F.lit(now).alias("evaluated_at"))
     return table_, replace_date(spark, rows, table(cfg, EVAL_OUTPUT), scoring_date, docs=ev.EVAL_DOCS)
 
 
-def log_recommend_run(cfg: Config, stats: dict[str, float], evaluation: pd.DataFrame | None, demand_v: int, price_v: int,
-             scoring_date: Any) -> str:
-    """One MLflow run per recommendation date: stats, and the evaluation against the truth when there is one."""
+def headline(evaluation: pd.DataFrame, objective: str) -> pd.Series:
+    """The overall row of one objective's block."""
+    return evaluation.query("segment == 'overall' and objective == @objective").iloc[0]
+
+
+def log_recommend_run(cfg: Config, stats: dict[str, float], evaluation: pd.DataFrame | None, demand_v: int,
+                      price_v: int, scoring_date: Any, primary: str | None = None) -> str:
+    """One MLflow run per recommendation date: stats, and the evaluation against the truth when there is one
+    (``eval_*``: the ``primary`` objective's overall row; ``eval_<objective>_*``: every judged objective's)."""
     r = cfg.recommend
     with mlflow.start_run(run_name=f"recommend-{scoring_date}") as active, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"job": "recommend", "env": cfg.env, "scoring_date": str(scoring_date),
@@ -198,15 +218,21 @@ def log_recommend_run(cfg: Config, stats: dict[str, float], evaluation: pd.DataF
                            "score.min_price": cfg.score.min_price, "score.max_price": cfg.score.max_price})
         mlflow.log_metrics(stats)
         if evaluation is not None:
-            overall = evaluation.query("segment == 'overall'").iloc[0]
+            primary = primary or str(evaluation["objective"].iloc[0])
             numeric = evaluation.select_dtypes("number").columns
-            mlflow.log_metrics({f"eval_{c}": float(overall[c]) for c in numeric if np.isfinite(float(overall[c]))})
-            mlflow.set_tag("eval_best_flat", str(overall["best_flat"]))
+            for name in evaluation["objective"].unique():
+                overall = headline(evaluation, name)
+                values = {c: float(overall[c]) for c in numeric if np.isfinite(float(overall[c]))}
+                mlflow.log_metrics({f"eval_{name}_{c}": v for c, v in values.items()})
+                mlflow.set_tag(f"eval_best_flat_{name}", str(overall["best_flat"]))
+                if name == primary:
+                    mlflow.log_metrics({f"eval_{c}": v for c, v in values.items()})
+                    mlflow.set_tag("eval_best_flat", str(overall["best_flat"]))
             path = Path(tmp) / "recommendation_eval.csv"
             evaluation.to_csv(path, index=False)
             mlflow.log_artifact(str(path))
-            policies = tuple(p for p in ("own", "p50", "optimised", "naive")
-                             if evaluation[f"{p}_ratio"].notna().any())
-            mlflow.log_artifact(str(optimisation_plots.policy_ratios(evaluation, Path(tmp) / "policy_ratios.png",
+            block = evaluation[evaluation["objective"] == primary]
+            policies = tuple(p for p in ev.POLICIES if block[f"{p}_ratio"].notna().any())
+            mlflow.log_artifact(str(optimisation_plots.policy_ratios(block, Path(tmp) / "policy_ratios.png",
                                                                      policies)), "plots")
         return str(active.info.run_id)

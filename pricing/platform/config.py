@@ -20,6 +20,7 @@ import os
 import re
 import textwrap
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pricing.platform.errors import ConfigError
+from pricing.platform.objective import VALUED, Objective
 
 ENVIRONMENTS = ("local", "dev", "prod")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -657,6 +659,11 @@ class DemandConfig(_Section):
     classifier's own slope in price (confounded; for sources without an experiment)."""
     elasticity_segment: tuple[str, ...] = ("department", "category", "subcategory")
     """training_set columns whose values get an elasticity of their own (shrunk toward the overall one)."""
+    price_response: Literal["proportional", "frailty"] = "frailty"
+    """How theta moves an item's sale probability (``pricing.demand_model.pyfunc.price_response``): proportional
+    (every item alike: the cumulative hazard of P(sold) scales) or frailty (the items behind one prediction
+    differ by the survival layer's gamma frailty; theta is one item's elasticity and the mixture's curve is
+    flatter).  With an exploration experiment only."""
     elasticity_prior_sd: float = Field(default=0.5, gt=0)
     """Shrinkage: prior sd of a segment's elasticity around the overall elasticity."""
     validation_days: int = Field(default=28, ge=1)
@@ -671,9 +678,19 @@ class DemandConfig(_Section):
 class RecommendConfig(_Section):
     """Price recommendations (``pricing recommend``) -> ``ml.price_recommendations``."""
 
-    objective: Literal["revenue", "sell_through"] = "revenue"
-    """revenue: the price with the highest expected revenue within the horizon; sell_through: the highest
-    sale probability among prices keeping at least ``min_revenue_share`` of that best expected revenue."""
+    objective: str = "continuation"
+    """What the recommendation maximises (``pricing.platform.objective``): ``continuation``: expected revenue
+    within ``horizon_days`` plus ``continuation_discount`` x the expected revenue of later sales (an unsold item
+    keeps its later value); ``revenue``: expected revenue within the horizon only (unsold items are worth
+    nothing); ``sell_through``: the highest sale probability among prices keeping at least ``min_revenue_share``
+    of the best expected revenue.  ``<kind>_<days>d`` sets the horizon too (``continuation_60d``)."""
+    horizon_days: int | None = Field(default=None, ge=1)
+    """The objective's horizon; None: the name's, else the demand model's (``features.sold_within_days``)."""
+    continuation_discount: float = Field(default=0.9, ge=0, le=1)
+    """continuation: a sale after the horizon is worth this share of one within it (the wait's cost)."""
+    evaluate_objectives: tuple[str, ...] = ("revenue", "continuation", "continuation_60d")
+    """Evaluation: the objectives every policy (and the optimiser under each) is judged by against the true
+    demand, each with its own oracle; names as ``objective`` (revenue or continuation)."""
     min_revenue_share: float = Field(default=0.9, gt=0, le=1)
     max_change: float = Field(default=0.3, gt=0, lt=1)
     """Guardrail: the recommendation stays within current price x [1 - max_change, 1 + max_change]."""
@@ -689,6 +706,32 @@ class RecommendConfig(_Section):
     """The date the rows are written under; None = today (UTC).  Rerunning a date replaces its rows."""
     demand_version: int | None = None
     """Set by the workflow from the demand task's value: recommend refuses if alias `champion` has moved."""
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, v: str) -> str:
+        Objective.parse(v)
+        return v
+
+    @field_validator("evaluate_objectives")
+    @classmethod
+    def _judged(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if Objective.parse(name).kind not in VALUED:
+                raise ValueError(f"evaluate_objectives holds {name!r}: only revenue and continuation objectives "
+                                 f"are values an oracle can maximise")
+        if len(set(v)) != len(v):
+            raise ValueError(f"evaluate_objectives repeats a name: {list(v)}")
+        return v
+
+    def objective_spec(self) -> Objective:
+        """``objective`` parsed, with ``horizon_days`` and the discount or revenue share applied."""
+        o = Objective.parse(self.objective, self.continuation_discount, self.min_revenue_share)
+        return o if self.horizon_days is None else replace(o, horizon_days=self.horizon_days)
+
+    def judged_specs(self) -> tuple[Objective, ...]:
+        """``evaluate_objectives`` parsed (continuation ones with ``continuation_discount``)."""
+        return tuple(Objective.parse(n, self.continuation_discount) for n in self.evaluate_objectives)
 
 
 class MlflowConfig(_Section):

@@ -12,9 +12,17 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from pricing.demand_model.estimator import ALL, DemandPredictor, choose, recommend_batch
-from pricing.optimisation.evaluation import BASELINES, FLAT_CHANGES, best_price, evaluate_batch, summarise
+from pricing.optimisation.evaluation import (
+    BASELINES,
+    FLAT_CHANGES,
+    best_price,
+    evaluate_batch,
+    summarise,
+    true_value,
+)
 from pricing.optimisation.recommend import ABOVE, UNDER, WELL, with_band, with_candidates, with_reasons
 from pricing.platform.config import RecommendConfig, ScoreConfig
+from pricing.platform.objective import Objective
 from pricing.world.true_demand import DemandParams, expected_outcomes
 
 POINTS = (0.0, 0.5, 0.99)
@@ -125,6 +133,34 @@ def test_the_recommendation_is_the_best_candidate_under_the_model(objective: str
     assert (out["at_highest"] == (out["recommended_price"] >= prices[:, -1])).all()
 
 
+def test_each_judged_objective_gets_the_best_candidate_under_its_own_value() -> None:
+    """With a survival layer, the model values sales beyond its horizon: the continuation choice maximises
+    revenue within 30 days plus the discounted later sales, and each judged objective gets its own argmax."""
+    from dataclasses import replace
+
+    model = replace(_predictor({ALL: 2.5}), frailty_k=2.0, exposure_knots=(0.0, 14.0, 30.0, 60.0),
+                    exposure_values=(0.0, 0.6, 1.0, 1.4), realisation_values=(0.97, 0.9, 0.8))
+    pdf = _batch()
+    judged = (Objective("revenue", 30), Objective("continuation", 30, 0.9), Objective("continuation", 60, 0.9))
+    out = recommend_batch(model, pdf, Objective("continuation", 30, 0.9), with_naive=True, judged=judged)
+    prices = np.stack(pdf["candidates"].to_numpy())
+    p = model.p_sale(pdf, prices)
+    rows = np.arange(len(pdf))
+    for o in judged:
+        value, _ = model.sale_value(prices, p, o.horizon_days, o.after_horizon)
+        np.testing.assert_allclose(out[f"price__{o.name}"], prices[rows, value.argmax(axis=1)])
+        assert all(c in cand for c, cand in zip(out[f"naive_price__{o.name}"], pdf["candidates"], strict=True))
+    value, _ = model.sale_value(prices, p, 30, 0.9)
+    np.testing.assert_allclose(out["recommended_price"], out["price__continuation_30d"])
+    np.testing.assert_allclose(out["expected_value"], value.max(axis=1))
+    current = pdf["current_price"].to_numpy()[:, None]
+    np.testing.assert_allclose(out["expected_value_current"],
+                               model.sale_value(current, model.p_sale(pdf, current), 30, 0.9)[0][:, 0])
+    # Revenue within the horizon ignores later sales, so it never picks a higher price than continuation does.
+    assert np.all(out["price__revenue_30d"] <= out["price__continuation_30d"] + 1e-9)
+    assert (out["price__revenue_30d"] < out["price__continuation_30d"]).any()
+
+
 # ---- evaluation against true demand ------------------------------------------------------------------------
 TRUTH = DemandParams(log_fair_value=np.log(np.array([20.0, 20.0, 150.0, 8.0, 40.0])),
                      elasticity=np.array([3.0, 2.0, 4.5, 2.5, 5.0]),
@@ -152,6 +188,27 @@ def test_the_oracle_in_closed_form_at_a_one_day_horizon() -> None:
     kink = np.exp(TRUTH.log_fair_value) * (TRUTH.base_hazard * TRUTH.demand_bonus / 0.9) ** (1 / TRUTH.elasticity)
     got = best_price(TRUTH, kink / 5, kink * 5, 1)
     np.testing.assert_allclose(got, kink, rtol=1e-5)
+
+
+def test_continuation_values_later_sales_at_the_discount_and_its_oracle_maximises_that() -> None:
+    price = np.array([25.0, 20.0, 150.0, 8.0, 40.0])
+    within30, within60 = expected_outcomes(price, TRUTH, 30), expected_outcomes(price, TRUTH, 60)
+    value, sold = true_value(price, TRUTH, Objective("continuation", 30, 0.5))
+    np.testing.assert_allclose(value, within30.gmv + 0.5 * (within60.gmv - within30.gmv), rtol=1e-12)
+    np.testing.assert_allclose(sold, within30.p_sold)
+    # At the simulator's end of sales there is nothing later: continuation is revenue within 60 days.
+    np.testing.assert_allclose(true_value(price, TRUTH, Objective("continuation", 60, 0.5))[0], within60.gmv,
+                               rtol=1e-12)
+    lo, hi = np.array([5.0, 5.0, 60.0, 2.0, 10.0]), np.array([60.0, 60.0, 400.0, 30.0, 90.0])
+    objective = Objective("continuation", 30, 0.5)
+    got = best_price(TRUTH, lo, hi, 30, objective=objective)
+    dense = np.exp(np.linspace(np.log(lo), np.log(hi), 100_001).T)
+    col = DemandParams(*(np.asarray(getattr(TRUTH, f))[:, None] for f in
+                         ("log_fair_value", "elasticity", "base_hazard", "demand_bonus")))
+    brute = true_value(dense, col, objective)[0]
+    np.testing.assert_allclose(true_value(got, TRUTH, objective)[0], brute.max(axis=1), rtol=1e-9)
+    # Valuing the later sales raises the best price over revenue within 30 days (no cut to sell sooner).
+    assert np.all(got >= best_price(TRUTH, lo, hi, 30) - 1e-9)
 
 
 def five_listings(band_low: float) -> tuple[np.ndarray, pd.DataFrame]:
@@ -298,11 +355,27 @@ def test_demand_and_recommend_in_the_small_workflow(spark, cfg, workflow) -> Non
     assert written["p_sale"].between(0, 1).all() and (written["elasticity"] >= 0).all()
     # Against the simulator's true demand: the optimised policy beats the sellers' own prices and never
     # beats the oracle of its own guardrails.
-    overall = delta_io.read(spark, table(cfg, "ml.recommendation_eval")).where(
-        (F.col("scoring_date") == F.lit(day)) & (F.col("segment") == "overall")).first()
-    assert overall["listings"] == active
-    assert overall["own_ratio"] < overall["optimised_ratio"] <= 1.0 + 1e-9
-    assert overall["guardrail_ratio"] <= 1.0 + 1e-9
+    # The served objective is continuation at the model's 30 days; each judged objective has its own block.
+    assert set(written["objective"]) == {"continuation_30d"}
+    evaluation = delta_io.read(spark, table(cfg, "ml.recommendation_eval")).where(
+        (F.col("scoring_date") == F.lit(day)) & (F.col("segment") == "overall")).toPandas().set_index("objective")
+    assert sorted(evaluation.index) == ["continuation_30d", "continuation_60d", "revenue_30d"]
+    for _, overall in evaluation.iterrows():
+        assert overall["listings"] == active
+        assert overall["own_ratio"] < overall["optimised_ratio"] <= 1.0 + 1e-9
+        assert overall["guardrail_ratio"] <= 1.0 + 1e-9
+    # Valuing later sales, the optimiser sells less within 30 days than when they count for nothing.
+    assert (evaluation.loc["continuation_30d", "optimised_sell_through"]
+            < evaluation.loc["revenue_30d", "optimised_sell_through"])
+    # Pins (seed 42, this 12k-listing world; measured 0.918 / 0.914 of the oracle, +2.0 / +2.2 points over the
+    # best flat rule chosen in hindsight): under the continuation objective at 30 and 60 days the optimiser
+    # beats every flat rule.  The confounded (naive) response, judged alike, stays below the ratio pin (0.77).
+    for name in ("continuation_30d", "continuation_60d"):
+        row = evaluation.loc[name]
+        assert row["optimised_ratio"] >= 0.90 and row["optimised_margin_over_best_flat"] >= 0.01, row
+        assert row["naive_ratio"] < 0.90
+    # The frailty response estimates one item's elasticity: its mean within 20% of the truth (measured -10%).
+    assert abs(metrics["elasticity_truth_exploration_mean"] / metrics["elasticity_truth_true_mean"] - 1) < 0.2
 
     # A rerun of the date replaces its rows.
     rerun = run_job("recommend", spark, cfg.with_overrides([f"recommend.scoring_date={day}",
