@@ -22,7 +22,7 @@ from pricing.demand_model.estimator import (
     price_response,
     survival_update,
 )
-from pricing.demand_model.training import fit_classifier, newton_by_segment, vectors
+from pricing.demand_model.training import fit_classifier, newton_by_segment, realisation_curve, vectors
 
 
 def test_price_response_falls_with_price_and_its_elasticity_is_theta() -> None:
@@ -199,3 +199,24 @@ def test_predictor_refuses_a_rising_demand_curve() -> None:
         DemandPredictor(("v",), booster, (booster, booster), {ALL: 1.0, "x": -0.5}, 30)
     with pytest.raises(ValueError, match="overall entry"):
         DemandPredictor(("v",), booster, (booster, booster), {"x": 1.0}, 30)
+
+
+def test_the_realisation_of_later_sales_by_hand(spark) -> None:
+    """Mean sold / listed price per knot interval of days from listing to sale; unsold rows are ignored and an
+    interval with too few sales takes the previous one's value."""
+    from datetime import datetime, timedelta
+
+    t0 = datetime(2026, 1, 1)
+    rows = [  # (listing_id, sold after days, sold price, asking price)
+        (1, 2.0, 9.0, 10.0), (2, 13.9, 10.0, 10.0),     # [0, 14): 0.9, 1.0 -> 0.95
+        (3, 14.0, 8.0, 10.0), (4, 20.0, 16.0, 20.0),    # [14, 28): 0.8, 0.8 -> 0.8
+        (5, 30.0, 7.0, 10.0),                           # [28, 60): one sale, too few -> 0.8
+        (6, None, None, 10.0),                          # unsold
+    ]
+    df = spark.createDataFrame(
+        [(i, t0, t0 + timedelta(days=d) if d is not None else None, sp, ap) for i, d, sp, ap in rows],
+        "listing_id long, as_of timestamp, sold_at timestamp, sold_price double, asking_price double")
+    got = realisation_curve(df, (0.0, 14.0, 28.0, 60.0, 90.0), fallback=0.93, min_sales=2)
+    assert got == pytest.approx((0.95, 0.8, 0.8, 0.8))
+    # No interval with enough sales: the fallback throughout.
+    assert realisation_curve(df, (0.0, 14.0, 28.0), fallback=0.93, min_sales=5) == pytest.approx((0.93, 0.93))

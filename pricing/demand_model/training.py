@@ -281,10 +281,11 @@ REALISATION_MIN_SALES = 30
 """A knot interval with fewer sales than this takes the previous interval's realisation."""
 
 
-def realisation_curve(labelled: DataFrame, knots: tuple[float, ...], fallback: float) -> tuple[float, ...]:
+def realisation_curve(labelled: DataFrame, knots: tuple[float, ...], fallback: float,
+                      min_sales: int = REALISATION_MIN_SALES) -> tuple[float, ...]:
     """E[sold price / listed price] of the sales between consecutive ``knots`` days after listing, in one
     aggregation: later sales close lower (the marketplace's price drops).  An interval with fewer than
-    ``REALISATION_MIN_SALES`` sales takes the previous interval's value (the first one ``fallback``)."""
+    ``min_sales`` sales takes the previous interval's value (the first one ``fallback``)."""
     day = (F.col("sold_at").cast("double") - F.col("as_of").cast("double")) / 86400.0
     bucket = F.lit(0)
     for k in knots[1:]:
@@ -296,7 +297,7 @@ def realisation_curve(labelled: DataFrame, knots: tuple[float, ...], fallback: f
     out, prev = [], fallback
     for j in range(len(knots) - 1):
         r, n = found.get(j, (prev, 0))
-        prev = r if n >= REALISATION_MIN_SALES else prev
+        prev = r if n >= min_sales else prev
         out.append(prev)
     return tuple(out)
 
