@@ -220,3 +220,20 @@ def test_the_realisation_of_later_sales_by_hand(spark) -> None:
     assert got == pytest.approx((0.95, 0.8, 0.8, 0.8))
     # No interval with enough sales: the fallback throughout.
     assert realisation_curve(df, (0.0, 14.0, 28.0), fallback=0.93, min_sales=5) == pytest.approx((0.93, 0.93))
+
+
+def test_person_period_rows_and_the_sale_probability_by_hand() -> None:
+    from pricing.demand_model.hazard import interval_bounds, p_sold_within, person_period
+
+    assert interval_bounds(30, 7).tolist() == [0, 7, 14, 21, 28, 30]
+    # Listing 0 sold on day 9; 1 never sold, watched 40 days; 2 watched 10 days, unsold (its second week only
+    # partly seen: left out); 3 sold on day 20 but watched only 15 days (the sale is not seen yet); 4 sold on day 29.
+    idx, interval, label = person_period(np.array([9.0, np.nan, np.nan, 20.0, 29.0]),
+                                         np.array([60.0, 40.0, 10.0, 15.0, 60.0]), 30, 7)
+    got = sorted(zip(idx.tolist(), interval.tolist(), label.tolist(), strict=True))
+    assert got == [(0, 0, 0.0), (0, 1, 1.0),
+                   (1, 0, 0.0), (1, 1, 0.0), (1, 2, 0.0), (1, 3, 0.0), (1, 4, 0.0),
+                   (2, 0, 0.0),
+                   (3, 0, 0.0), (3, 1, 0.0),
+                   (4, 0, 0.0), (4, 1, 0.0), (4, 2, 0.0), (4, 3, 0.0), (4, 4, 1.0)]
+    np.testing.assert_allclose(p_sold_within(np.array([[0.1, 0.2], [0.0, 0.0]])), [1 - 0.9 * 0.8, 0.0])
