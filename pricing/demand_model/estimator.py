@@ -66,7 +66,7 @@ from pricing.platform.objective import KINDS, VALUED, Objective
 __all__ = [
     "ALL", "FRAILTY_KNOTS", "INPUT_COLS", "P_EPS", "RECOMMEND_SCHEMA", "VALUE_COLS", "DemandModel", "DemandPredictor",
     "Objective", "as_objective", "as_pandas_input", "choose", "choose_under", "cloglog_slope", "judged_columns",
-    "recommend_schema", "cumulative_hazard", "fit_frailty", "fit_theta", "frailty_mean",
+    "objective_value", "recommend_schema", "cumulative_hazard", "fit_frailty", "fit_theta", "frailty_mean",
     "price_response", "recommend_batch", "recommend_frame", "score_terms", "segment_key", "shape_at",
     "survival_update", "value_fold",
 ]
@@ -201,16 +201,23 @@ def choose(prices: np.ndarray, p_sale: np.ndarray, objective: str, min_revenue_s
     return np.argmax(np.where(ok & (p >= top - 1e-12), revenue, -1.0), axis=1)
 
 
-def choose_under(predictor: DemandPredictor, prices: np.ndarray, p_sale: np.ndarray,
-                 objective: Objective) -> tuple[np.ndarray, np.ndarray]:
-    """The chosen candidate per row under ``objective`` (its horizon filled in), and each candidate's value under
-    it (``price x p_sale x realisation`` for sell_through, whose choice keeps a share of that revenue)."""
+def objective_value(predictor: DemandPredictor, prices: np.ndarray, p_sale: np.ndarray,
+                    objective: Objective) -> np.ndarray:
+    """Each candidate's value under ``objective`` (its horizon filled in): ``price x p_sale x realisation`` for
+    sell_through (whose choice keeps a share of that revenue), else ``predictor.sale_value``."""
     if objective.kind == "sell_through":
-        value = prices * p_sale * predictor.realisation
-        return choose(prices, p_sale, "sell_through", objective.min_revenue_share), value
+        return prices * p_sale * predictor.realisation
     assert objective.horizon_days is not None
-    value, _ = predictor.sale_value(prices, p_sale, objective.horizon_days, objective.after_horizon)
-    return choose(prices, p_sale, objective.kind, value=value), value
+    return predictor.sale_value(prices, p_sale, objective.horizon_days, objective.after_horizon)[0]
+
+
+def choose_under(predictor: DemandPredictor, prices: np.ndarray, p_sale: np.ndarray, objective: Objective,
+                 value: np.ndarray | None = None) -> np.ndarray:
+    """The chosen candidate per row under ``objective``, from each candidate's ``value`` under it
+    (``objective_value``, computed when not given)."""
+    if value is None:
+        value = objective_value(predictor, prices, p_sale, objective)
+    return choose(prices, p_sale, objective.kind, objective.min_revenue_share, value=value)
 
 
 # ---- distributed recommendation -------------------------------------------------------------------------------
@@ -262,9 +269,10 @@ def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: Ob
         served_all, naive_all = predictor.curves(pdf, grid)
     else:
         served_all, naive_all = predictor.p_sale(pdf, grid), None
-    _, value_all = choose_under(predictor, grid, served_all, obj)
-    served, at_current = served_all[:, :-1], served_all[:, -1]
-    idx, value = choose_under(predictor, prices, served, obj)
+    # Values on the candidates and the current price at once; the candidates' are the first columns.
+    value_all = objective_value(predictor, grid, served_all, obj)
+    served, at_current, value = served_all[:, :-1], served_all[:, -1], value_all[:, :-1]
+    idx = choose_under(predictor, prices, served, obj, value)
     rows = np.arange(len(pdf))
     chosen = prices[rows, idx]
     p = served[rows, idx]
@@ -272,9 +280,8 @@ def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: Ob
         elasticity = cloglog_slope(np.log(prices), np.clip(served, P_EPS, 1 - P_EPS))
     else:
         elasticity = predictor.theta(pdf["segment"])
-    naive_price = np.full(len(pdf), np.nan)
-    if with_naive and naive_all is not None:
-        naive_price = prices[rows, choose_under(predictor, prices, naive_all[:, :-1], obj)[0]]
+    naive = naive_all[:, :-1] if with_naive and naive_all is not None else None
+    naive_idx = choose_under(predictor, prices, naive, obj) if naive is not None else None
     k = prices.shape[1]
     out = pd.DataFrame({
         "listing_id": pdf["listing_id"].to_numpy(), "recommended_price": chosen, "p_sale": p,
@@ -283,13 +290,18 @@ def recommend_batch(predictor: DemandPredictor, pdf: pd.DataFrame, objective: Ob
         "expected_value_current": value_all[:, -1], "elasticity": elasticity,
         # Ends of a grid that rounding collapsed (equal prices) are the same bound.
         "at_lowest": chosen <= prices[:, 0], "at_highest": chosen >= prices[:, k - 1],
-        "naive_price": naive_price,
+        "naive_price": prices[rows, naive_idx] if naive_idx is not None else np.full(len(pdf), np.nan),
     })
     for o in judged:
         served_col, naive_col = judged_columns(o)
-        out[served_col] = prices[rows, choose_under(predictor, prices, served, o)[0]]
-        out[naive_col] = (prices[rows, choose_under(predictor, prices, naive_all[:, :-1], o)[0]]
-                          if with_naive and naive_all is not None else np.nan)
+        # The served objective's choices are already made: reuse them rather than value the curves again.
+        same = (o.kind, o.horizon_days, o.after_horizon) == (obj.kind, obj.horizon_days, obj.after_horizon)
+        out[served_col] = chosen if same else prices[rows, choose_under(predictor, prices, served, o)]
+        if naive is None:
+            out[naive_col] = np.nan
+        else:
+            out[naive_col] = prices[rows, naive_idx if same and naive_idx is not None
+                                    else choose_under(predictor, prices, naive, o)]
     return out
 
 

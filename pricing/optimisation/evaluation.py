@@ -190,7 +190,8 @@ def evaluate_batch(pdf: pd.DataFrame, horizon_days: int, objective: Objective | 
     and sale probability within its horizon (``sold_*``) of each policy's price and of both oracles (which
     maximise that same value).  A policy without a price (null) gets nan."""
     obj = objective or Objective("revenue", horizon_days)
-    check_horizon(obj.horizon_days or horizon_days)
+    h = obj.horizon_days or horizon_days
+    check_horizon(h)
     params = params_of(pdf)
     out: dict[str, np.ndarray] = {"listing_id": pdf["listing_id"].to_numpy()}
 
@@ -205,7 +206,6 @@ def evaluate_batch(pdf: pd.DataFrame, horizon_days: int, objective: Objective | 
     current = pdf[POLICY_PRICE["own"]].to_numpy(dtype=np.float64)
     for change in FLAT_CHANGES:
         put(flat_name(change), np.clip(current * (1 + change), band_lo, band_hi))
-    h = obj.horizon_days or horizon_days
     oracle = best_price(params, band_lo, band_hi, h, objective=obj)
     floor, ceiling = pdf["floor"].to_numpy(dtype=np.float64), pdf["ceiling"].to_numpy(dtype=np.float64)
     lfv = params.log_fair_value
