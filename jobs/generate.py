@@ -18,7 +18,13 @@ from pricing.platform.config import Config
 from pricing.platform.summary import JobSummary
 from pricing.platform.tables import table
 from pricing.world.export import FAULTS_DOCS, export_lines
-from pricing.world.generate import EXPORTED_THROUGH, check_manifest, export_days, exported_through
+from pricing.world.generate import (
+    EXPORTED_THROUGH,
+    check_manifest,
+    export_days,
+    export_suggestion_log,
+    exported_through,
+)
 from pricing.world.simulator import TRUTH_CATEGORIES_DOCS, TRUTH_LISTINGS_DOCS, simulate
 
 
@@ -47,6 +53,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         faults.append(injected.where(F.col("landing_date") <= F.lit(max(through, done or through))))
         if new_days:
             export_days(lines, root / event_type, new_days)
+    if sim_cfg.exploration == "encouragement" and sim_cfg.price_nudge_share > 0:
+        export_suggestion_log(sim.listings, root, max(through, done or through))
     # Written only once every event type's days are in: a crash before it re-exports those days, and
     # ingest drops the repeated events as duplicates (counted), so nothing is lost or doubled.
     (root / EXPORTED_THROUGH).write_text(str(max(through, done or through)))

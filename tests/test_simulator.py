@@ -4,7 +4,9 @@ secondhand-marketplace statistics (the Mercari Price Suggestion data, 1.48M list
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
+import numpy as np
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -12,8 +14,10 @@ from pyspark.sql import functions as F
 from pricing.matching import products as matching
 from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError
+from pricing.sources.exploration import SUGGESTION_LOG
 from pricing.world import hard as hw
 from pricing.world.export import export_lines
+from pricing.world.generate import export_suggestion_log
 from pricing.world.simulator import simulate
 
 # Mercari: median price about 17, mean about 27, sd of log1p(price) about 0.75, about 43% without a
@@ -163,3 +167,33 @@ def test_the_hard_world_has_lots_accessories_namesakes_and_gaps(hard) -> None:
     spelt = F.expr("lower(title) rlike concat(lower(split(line_name, ' ')[0]), '[ -]?', split(line_name, ' ')[1])")
     no_number = numbered.where(~spelt).count() / numbered.count()
     assert 0.03 <= no_number <= 0.15
+
+
+def test_an_encouragement_world_suggests_prices_and_sellers_choose(spark, cfg, tmp_path) -> None:
+    world = _world(cfg, 2).with_overrides(["simulator.n_listings=6000", "simulator.exploration=encouragement",
+                                           "simulator.price_nudge_share=0.5"])
+    sim = simulate(spark, world.simulator)
+    rows = sim.listings.select("listing_id", "created_at", "suggestion", "suggestion_adopted", "price_nudge",
+                               "_z_item", "list_price", "log_fair_value", "ask_markup").toPandas()
+    offered = rows["suggestion"] != 0
+    assert 0.45 < offered.mean() < 0.55
+    # Only offered listings adopt; an adopted suggestion is the price's nudge, a declined one leaves it alone.
+    assert not rows.loc[~offered, "suggestion_adopted"].any()
+    assert (rows["price_nudge"] == rows["suggestion"].where(rows["suggestion_adopted"], 0.0)).all()
+    want = np.maximum(2.0, np.round(np.exp(rows["log_fair_value"] + rows["ask_markup"] + rows["price_nudge"])))
+    np.testing.assert_allclose(rows["list_price"], want)
+    took = rows.loc[offered, "suggestion_adopted"]
+    assert 0.4 < took.mean() < 0.6                        # simulator.suggestion_adoption 0.5
+    # Sellers take cuts on items worse than they look and raises on better ones: adopters are selected.
+    for direction, sign in (("cut", -1), ("raise", 1)):
+        side = rows[offered & (np.sign(rows["suggestion"]) == sign)]
+        gap = side.loc[side["suggestion_adopted"], "_z_item"].mean() - side.loc[~side["suggestion_adopted"], "_z_item"].mean()
+        assert sign * gap > 0.3, (direction, gap)
+    # The marketplace's log: every listing offered a suggestion up to the export day, and whether it was taken.
+    through = world.simulator.start_date + timedelta(days=30)
+    export_suggestion_log(sim.listings, tmp_path, through)
+    log = spark.read.parquet(str(tmp_path / SUGGESTION_LOG)).toPandas().sort_values("listing_id")
+    expected = rows[offered & (rows["created_at"].dt.date <= through)].sort_values("listing_id")
+    assert log["listing_id"].tolist() == expected["listing_id"].tolist()
+    assert log["adopted"].tolist() == expected["suggestion_adopted"].tolist()
+    sim.listings.unpersist()

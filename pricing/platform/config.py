@@ -201,6 +201,15 @@ class SimulatorConfig(_Section):
     demand model learns price response from these nudges (``pricing.demand_model.estimator``)."""
     price_nudge_max: float = Field(default=0.3, ge=0.0, le=1.0)
     """Largest nudge, on the log scale (0.3: prices times 0.74 .. 1.35)."""
+    exploration: Literal["nudge", "encouragement"] = "nudge"
+    """How the experiment moves prices.  nudge: the marketplace sets the nudged asking price itself.
+    encouragement: it only *suggests* the nudged price (the seller's own price times ``exp(U(-max, max))``)
+    and each seller adopts the suggestion with a probability of their own, which also depends on what they
+    know about the item and the nudge's direction (``pricing.world.simulator``); the marketplace logs who
+    adopted (``pricing.sources.exploration.SUGGESTION_LOG``).  The demand model then estimates elasticity
+    by intent to treat (``pricing.demand_model.estimator``)."""
+    suggestion_adoption: float = Field(default=0.5, gt=0.0, lt=1.0)
+    """encouragement: the typical seller's probability of adopting a suggested price."""
     product_share: float = Field(default=0.35, ge=0.0, le=1.0)
     """Share of branded listings that are instances of a canonical product (brand, model line, colourway,
     type), titled differently by each seller; the product id is kept in ``truth.listings`` only."""
@@ -664,6 +673,12 @@ class DemandConfig(_Section):
     (every item alike: the cumulative hazard of P(sold) scales) or frailty (the items behind one prediction
     differ by the survival layer's gamma frailty; theta is one item's elasticity and the mixture's curve is
     flatter).  With an exploration experiment only."""
+    encouragement: Literal["control_function", "intent_to_treat"] = "control_function"
+    """How theta is estimated when the experiment only suggests prices (``simulator.exploration:
+    encouragement``; ``pricing.demand_model.estimator``): control_function (the adopted move as the treatment,
+    with the log hazard shifted by the first stage's residual, adopted minus take-up, one shift for suggested
+    cuts and one for raises, estimated jointly) or intent_to_treat (the offered move, scaled by the take-up).
+    The other one and the biased as-treated comparison are reported beside it."""
     elasticity_prior_sd: float = Field(default=0.5, gt=0)
     """Shrinkage: prior sd of a segment's elasticity around the overall elasticity."""
     validation_days: int = Field(default=28, ge=1)

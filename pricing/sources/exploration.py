@@ -12,6 +12,12 @@ from pyspark.sql import functions as F
 
 _MASK53 = (1 << 53) - 1
 
+SUGGESTION_LOG = "_experiment/suggestions"
+"""Under the landing folder: the encouragement experiment's log, one row per listing shown a suggested price
+(``listing_id``, ``adopted``: whether the seller listed at it), as the marketplace's experiment platform
+records it.  Parquet, rewritten whole by each export (``pricing.world.generate.export_suggestion_log``)."""
+
+
 def uniform(seed: int, salt: str, *cols: Column | str) -> Column:
     """Deterministic U(0,1) from a hash of the seed, a purpose string and the row's ids."""
     h = F.xxhash64(F.lit(seed), F.lit(salt), *cols)

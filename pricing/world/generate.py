@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pricing.platform import fs
 from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError
+from pricing.sources.exploration import SUGGESTION_LOG
 from pricing.sources.landing import MANIFEST
 
 EXPORTED_THROUGH = "_exported_through"
@@ -28,10 +29,22 @@ EXPORTED_THROUGH = "_exported_through"
 def _world(cfg: Config) -> dict:
     """What determines the simulated world (everything but how far it has been exported)."""
     world = cfg.simulator.model_dump(mode="json", exclude={"export_through", "partitions"})
+    if world["exploration"] == "nudge":
+        # The nudge design is the world exports made before encouragement existed: their manifests stay valid.
+        del world["exploration"], world["suggestion_adoption"]
     if not world["price_nudge_share"]:
         # No exploration is the world exports made before it existed: their manifests stay valid.
         del world["price_nudge_share"], world["price_nudge_max"]
+        world.pop("exploration", None), world.pop("suggestion_adoption", None)
     return world
+
+
+def export_suggestion_log(listings: DataFrame, root: Path, through: date) -> None:
+    """The encouragement experiment's log (``SUGGESTION_LOG``) for the listings created up to ``through``:
+    rewritten whole (the same rows on a rerun), before the export marker, so a crash rewrites it."""
+    (listings.where((F.col("suggestion") != 0) & (F.to_date("created_at") <= F.lit(through)))
+     .select("listing_id", F.col("suggestion_adopted").alias("adopted"))
+     .coalesce(1).write.mode("overwrite").parquet(str(root / SUGGESTION_LOG)))
 
 
 def check_manifest(root: Path, cfg: Config) -> None:

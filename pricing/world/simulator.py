@@ -77,6 +77,30 @@ def pick(values: list, weights: list[float], u: Column) -> Column:
 
 
 
+ADOPTION_SELLER_SD = 1.0
+"""encouragement: sd of a seller's own log-odds of adopting a suggestion, around simulator.suggestion_adoption."""
+ADOPTION_SELECTION = 1.0
+"""encouragement: sellers know their item better than its listing shows (``item_noise``).  Per sd of it, the
+log-odds of adopting a suggested raise go up by this much and of a suggested cut down by as much: a seller
+takes a cut on an item worse than it looks, a raise on one better.  Adopters are therefore not like the rest,
+and comparing them with non-adopters is biased; the assignment itself stays random."""
+
+
+def _adopted(cfg: SimulatorConfig, u: Uniform) -> Callable[[DataFrame], DataFrame]:
+    """``suggestion_adopted``: whether the listing's asking price carries its ``suggestion`` (never outside the
+    experiment; always under ``exploration: nudge``; the seller's choice under ``encouragement``)."""
+    def step(df: DataFrame) -> DataFrame:
+        treated = F.col("suggestion") != 0
+        if cfg.exploration == "nudge":
+            return df.withColumn("suggestion_adopted", treated)
+        rate = cfg.suggestion_adoption
+        log_odds = (math.log(rate / (1.0 - rate)) + ADOPTION_SELLER_SD * normal(cfg.seed, "adopt", "seller_id")
+                    + ADOPTION_SELECTION * F.signum(F.col("suggestion")) * F.col("_z_item"))
+        return df.withColumn("suggestion_adopted", treated & (u("adopt") < 1.0 / (1.0 + F.exp(-log_odds))))
+
+    return step
+
+
 @dataclass(frozen=True)
 class SimulatedData:
     events: dict[str, DataFrame]
@@ -111,6 +135,10 @@ TRUTH_LISTINGS_DOCS = {
     "is_bundle": "Bundle of several items: raises the fair value; title and description may say so.",
     "price_nudge": "Price-exploration log multiplier on the asking price: U(-max, max) for the nudged share of "
                    "listings, exactly 0 for the rest (simulator.price_nudge_share, price_nudge_max).",
+    "suggestion": "The experiment's log multiplier for the listing: the nudge it set (simulator.exploration nudge) or "
+                  "suggested (encouragement); 0 outside the experiment.",
+    "suggestion_adopted": "Whether the asking price carries the suggestion: always within a nudge experiment; "
+                          "the seller's choice under encouragement (logged by the marketplace as well).",
     "product_id": "Canonical product the listing is an instance of (ground truth of product matching); null when "
                   "none.",
     "product_effect": "Log fair-value effect of the product's model line and colourway, shared by its instances; "
@@ -341,8 +369,11 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
         .withColumn("log_fair_value", F.col("log_fair_observable") + F.col("item_noise"))
         .withColumn("ask_markup", (0.18 - 0.12 * F.col("seller_skill"))
                     + (0.35 - 0.2 * F.col("seller_skill")) * F.col("_z_ask"))
-        # The marketplace's price-exploration experiment nudges a random share of asking prices (see price_nudge).
-        .withColumn("price_nudge", price_nudge(s, cfg.price_nudge_share, cfg.price_nudge_max))
+        # The marketplace's price-exploration experiment nudges a random share of asking prices (see price_nudge):
+        # it sets them (nudge), or suggests them and the seller decides (encouragement: _adopted).
+        .withColumn("suggestion", price_nudge(s, cfg.price_nudge_share, cfg.price_nudge_max))
+        .transform(_adopted(cfg, u))
+        .withColumn("price_nudge", F.when(F.col("suggestion_adopted"), F.col("suggestion")).otherwise(F.lit(0.0)))
         .withColumn("list_price", F.greatest(F.lit(2.0), F.round(F.exp(
             F.col("log_fair_value") + F.col("ask_markup") + F.col("price_nudge")))))
     )
@@ -397,7 +428,7 @@ def simulate(spark: SparkSession, cfg: SimulatorConfig) -> SimulatedData:
     truth = df.select(
         "listing_id", "log_fair_value", "log_fair_observable", "item_noise", "ask_markup", "seller_skill",
         "elasticity", "base_hazard", (demand_bonus).alias("demand_bonus"), "is_deadstock", "is_rare",
-        "has_stain", "is_bundle", "price_nudge", "product_id", "product_effect",
+        "has_stain", "is_bundle", "price_nudge", "suggestion", "suggestion_adopted", "product_id", "product_effect",
     )
     truth_cats = cats.select("leaf_id", "department", "category", "subcategory", "base_price", "elasticity",
                              "base_hazard")
