@@ -61,7 +61,7 @@ def main() -> None:
     feats = list(features_of(cfg))
     ts = delta_io.read(spark, table(cfg, catalog.TRAINING_SET)).transform(
         with_demand_inputs(exploration_design(cfg), d.elasticity_segment))
-    pdf = (ts.where((F.col("price_nudge") == 0) & (F.col("asking_price") > 0))
+    pdf = (ts.where((F.col("suggestion") == 0) & (F.col("asking_price") > 0))
            .select("listing_id", F.col("as_of").cast("double").alias("t"), F.col("sold_at").cast("double").alias("s"),
                    F.col("sold_within_days").cast("double").alias("label"), F.log("asking_price").alias("log_price"),
                    *[F.col(c).cast("double") for c in feats]).toPandas())

@@ -74,7 +74,11 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         "test_logloss": round(metrics["test_logloss"], 4), "test_auc": round(metrics["test_auc"], 4),
         "naive_test_logloss": round(metrics["naive_test_logloss"], 4),
         "elasticity": {"exploration": round(fitted.elasticity[ALL], 3),
-                       "naive": round(metrics["naive_elasticity_mean"], 3)},
+                       "naive": round(metrics["naive_elasticity_mean"], 3),
+                       **{k.removeprefix("elasticity_").removesuffix("_overall"): round(v, 3)
+                          for k, v in metrics.items() if k.endswith("_overall") and k != "elasticity_overall"},
+                       **{k: round(metrics[k], 3) for k in ("take_up", "selection_cut", "selection_raise")
+                          if k in metrics}},
         "sanity": ev.problems if ev.problems else "passed", "promotion": reason,
         "frailty_k": round(float(fitted.frailty["frailty_k"]), 3) if fitted.frailty else None})
     if ev.truth is not None:

@@ -16,13 +16,25 @@ from pricing.demand_model.estimator import (
     choose,
     cloglog_slope,
     cumulative_hazard,
+    fit_control_function,
     fit_frailty,
     fit_theta,
     frailty_mean,
     price_response,
     survival_update,
 )
-from pricing.demand_model.training import fit_classifier, newton_by_segment, realisation_curve, vectors
+from pricing.demand_model.training import (
+    TAKE_UP_PSEUDO_ROWS,
+    Exploration,
+    fit_classifier,
+    newton_by_segment,
+    realisation_curve,
+    vectors,
+    with_demand_inputs,
+    with_selection_offset,
+    with_take_up,
+)
+from pricing.platform.errors import ConfigError
 
 
 def test_price_response_falls_with_price_and_its_elasticity_is_theta() -> None:
@@ -64,6 +76,38 @@ def test_the_frailty_likelihood_recovers_the_per_item_elasticity_the_proportiona
     assert abs(mixed - theta) < 4 / np.sqrt(info)
     proportional, _ = fit_theta(delta, offset, y)
     assert proportional < theta - 0.3
+
+
+def test_an_encouragement_design_recovers_the_elasticity_that_adopters_as_treated_miss(spark) -> None:
+    rng = np.random.default_rng(0)
+    n, theta, k = 80_000, 3.5, 2.0
+    p0 = rng.uniform(0.2, 0.7, n)
+    z = rng.gamma(k, 1.0 / k, n)                        # each item's hidden frailty: its seller knows it
+    offered = rng.uniform(-0.3, 0.3, n)                 # the randomised suggestion
+    known = (np.log(z) - np.log(z).mean()) / np.log(z).std()
+    # Sellers of weak items take cuts, of strong ones raises; each seller has a taste of their own besides.
+    adopted = rng.uniform(size=n) < 1 / (1 + np.exp(-(rng.normal(0, 1, n) + np.sign(offered) * known)))
+    delta = np.where(adopted, offered, 0.0)
+    y = (rng.uniform(size=n) < -np.expm1(-z * frailty_mean(p0, k) * np.exp(-theta * delta))).astype(float)
+    offset = np.log(cumulative_hazard(p0))
+    take_up = np.where(offered > 0, adopted[offered > 0].mean(), adopted[offered <= 0].mean())
+    itt, info = fit_theta(offered, offset, y, k=k, take_up=take_up)
+    assert abs(itt - theta) < 4 / np.sqrt(info)         # measured 3.58 +- 0.08
+    as_treated, _ = fit_theta(delta, offset, y, k=k)
+    assert as_treated < theta - 1.0                     # measured 2.12: adopters are not like the rest
+    # The control function estimates how different the adopters are: cut-takers sell worse, raise-takers better.
+    cf, cut, raise_ = fit_control_function(delta, offered, offset, y, take_up, k)
+    assert abs(cf - theta) < 0.2 and cut < -0.2 and raise_ > 0.2  # measured 3.48, -0.48, +0.43
+    # Always taken is the plain likelihood.
+    plain = fit_theta(delta[:5_000], offset[:5_000], y[:5_000], k=k)
+    assert fit_theta(delta[:5_000], offset[:5_000], y[:5_000], k=k, take_up=np.ones(5_000)) == pytest.approx(plain)
+    # The distributed Fisher scoring with take-up equals the in-memory one.
+    rows = pd.DataFrame({"suggestion": offered[:5_000], "offset": offset[:5_000], "label": y[:5_000],
+                         "take_up": take_up[:5_000]})
+    dist, _, counts = newton_by_segment(spark.createDataFrame(rows), F.lit(ALL), {ALL: 1.0}, None, k=k,
+                                        delta="suggestion", take_up="take_up")
+    local, _ = fit_theta(offered[:5_000], offset[:5_000], y[:5_000], k=k, take_up=take_up[:5_000])
+    assert dist[ALL] == pytest.approx(local, abs=1e-5) and counts[ALL] == 5_000
 
 
 def test_choose_by_revenue_or_sell_through_on_hand_written_curves() -> None:
@@ -237,3 +281,43 @@ def test_person_period_rows_and_the_sale_probability_by_hand() -> None:
                    (3, 0, 0.0), (3, 1, 0.0),
                    (4, 0, 0.0), (4, 1, 0.0), (4, 2, 0.0), (4, 3, 0.0), (4, 4, 1.0)]
     np.testing.assert_allclose(p_sold_within(np.array([[0.1, 0.2], [0.0, 0.0]])), [1 - 0.9 * 0.8, 0.0])
+
+
+def test_take_up_by_segment_and_direction_by_hand(spark) -> None:
+    rows = spark.createDataFrame(
+        [("a", 0.1, 0.1), ("a", 0.2, 0.0), ("a", -0.1, -0.1), ("b", 0.3, 0.0), ("b", -0.2, 0.0), ("b", -0.3, -0.3)],
+        "segment string, suggestion double, price_nudge double")
+    taken = with_take_up(rows)
+    got = {(r.segment, r.suggestion): r.take_up for r in taken.collect()}
+    # Raises: 1 of 3 taken overall, cuts 2 of 3; each segment's share shrunk toward them by 50 rows.
+    up, down, m = 1 / 3, 2 / 3, TAKE_UP_PSEUDO_ROWS
+    assert got == pytest.approx({("a", 0.1): (1 + m * up) / (2 + m), ("a", 0.2): (1 + m * up) / (2 + m),
+                                 ("a", -0.1): (1 + m * down) / (1 + m), ("b", 0.3): (m * up) / (1 + m),
+                                 ("b", -0.2): (1 + m * down) / (2 + m), ("b", -0.3): (1 + m * down) / (2 + m)})
+    # The control function's offset: each item's hazard times exp(shift * (adopted - take_up)), through the
+    # frailty mixture exactly as fit_control_function moves P0.
+    shifts, k = (-0.4, 0.3), 2.5
+    moved = with_selection_offset(taken.withColumn("offset", F.lit(-0.5)), shifts, k).orderBy("segment", "suggestion")
+    for r in moved.collect():
+        shift = (shifts[0] if r.suggestion < 0 else shifts[1]) * (float(r.price_nudge != 0) - r.take_up)
+        want = price_response(-np.expm1(-np.exp(-0.5)), 1.0, -shift, k)
+        assert r.offset == pytest.approx(np.log(cumulative_hazard(want)), abs=1e-12)
+
+
+def test_encouragement_inputs_take_the_nudge_from_the_log(spark, tmp_path) -> None:
+    design = Exploration(42, 1.0, 0.3, "encouragement", str(tmp_path / "log"))
+    listings = spark.createDataFrame([(1, 100.0, "x"), (2, 50.0, "y"), (3, 20.0, "x")],
+                                     "listing_id long, asking_price double, leaf string")
+    with pytest.raises(ConfigError, match="encouragement experiment's log"):
+        listings.transform(with_demand_inputs(design, ("leaf",)))
+    # Listing 1 took its suggestion, listing 2 did not, listing 3 is missing from the log (not taken).
+    spark.createDataFrame([(1, True), (2, False)], "listing_id long, adopted boolean").write.parquet(design.log)
+    got = listings.transform(with_demand_inputs(design, ("leaf",))).orderBy("listing_id").toPandas()
+    offered = got["suggestion"].to_numpy()
+    assert np.all(offered != 0) and np.all(np.abs(offered) <= 0.3)
+    np.testing.assert_allclose(got["price_nudge"], [offered[0], 0.0, 0.0])
+    np.testing.assert_allclose(got["own_price"], [100.0 * np.exp(-offered[0]), 50.0, 20.0])
+    assert got["segment"].tolist() == ["x", "y", "x"]
+    # Under the nudge design every offered move is in the price.
+    nudged = listings.transform(with_demand_inputs(Exploration(42, 1.0, 0.3), ("leaf",))).orderBy("listing_id")
+    np.testing.assert_allclose(nudged.toPandas()["price_nudge"], offered)

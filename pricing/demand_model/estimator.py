@@ -21,7 +21,17 @@ Why not read the price response off the classifier's own slope in ``log(price / 
 fit)?  Sellers know things about their item that the features do not (its hidden quality), and ask more for
 better items, which still sell.  Across listings, a high price relative to the *predicted* value partly
 means a better item, so the observational slope understates how sales fall when the *same* item's price
-rises.  The randomised nudges move the price independently of everything else.  ``identification: naive``
+rises.  The randomised nudges move the price independently of everything else.
+
+Where the marketplace can only *suggest* a price (an encouragement design, ``simulator.exploration:
+encouragement``), sellers choose whether to take the suggestion, and those who take a cut tend to be those
+who know their item is worse than it looks: comparing adopters with the rest (**as treated**) is confounded
+again.  The suggestion itself is random, and two instrumental-variable estimates use that.  Intent to treat
+(:func:`score_terms`) takes the *offered* move and the observed take-up rate (by the move's direction),
+``P = P0 + take_up (P(offered) - P0)``; in a nonlinear model it weights the items as the adopters are weighted,
+so with selected adopters it is biased too, by less.  The control function (:func:`fit_control_function`, the
+default) takes the adopted move and shifts the log hazard by the first stage's residual (adopted minus take-up),
+estimating how different the adopters are alongside theta.  ``identification: naive``
 keeps the classifier's slope (for sources without an experiment); the evaluation shows what it costs.
 
 **Survival** (an active listing that has not sold yet): items differ in ways the features miss, so a listing
@@ -65,7 +75,8 @@ from pricing.platform.objective import KINDS, VALUED, Objective
 
 __all__ = [
     "ALL", "FRAILTY_KNOTS", "INPUT_COLS", "P_EPS", "RECOMMEND_SCHEMA", "VALUE_COLS", "DemandModel", "DemandPredictor",
-    "Objective", "as_objective", "as_pandas_input", "choose", "choose_under", "cloglog_slope", "judged_columns",
+    "Objective", "as_objective", "as_pandas_input", "choose", "choose_under", "cloglog_slope", "fit_control_function",
+    "judged_columns",
     "objective_value", "recommend_schema", "cumulative_hazard", "fit_frailty", "fit_theta", "frailty_mean",
     "price_response", "recommend_batch", "recommend_frame", "score_terms", "segment_key", "shape_at",
     "survival_update", "value_fold",
@@ -97,13 +108,16 @@ def cloglog_slope(log_prices: np.ndarray, p: np.ndarray) -> np.ndarray:
     return -(xc * yc).sum(axis=1) / np.maximum((xc**2).sum(axis=1), 1e-12)
 
 
-def score_terms(delta: np.ndarray, offset: np.ndarray, y: np.ndarray,
-                theta: float | np.ndarray, k: float | None = None) -> tuple[np.ndarray, ...]:
+def score_terms(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, theta: float | np.ndarray,
+                k: float | None = None, take_up: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Per row: the gradient in theta and the Fisher information of the log-likelihood of ``y`` (sold 0/1) when
     the price moved by ``delta`` from where the sale probability is ``P0`` (``offset`` = log of its cumulative
     hazard): ``P = price_response(P0, theta, delta, k)``.  ``k`` None: complementary log-log,
     ``P = 1 - exp(-exp(offset - theta * delta))``; else the gamma(k) mixture, ``P = 1 - (1 + lam / k) ** -k``
-    with ``lam = frailty_mean(P0, k) exp(-theta * delta)``."""
+    with ``lam = frailty_mean(P0, k) exp(-theta * delta)``.
+
+    ``take_up`` (intent to treat, an encouragement design): ``delta`` is the price the row was *offered*, taken
+    with probability ``take_up``, so ``P = P0 + take_up (price_response(...) - P0)``.  None: always taken."""
     scale = np.exp(-theta * delta)
     if k is None:
         lam = np.exp(offset) * scale
@@ -113,13 +127,19 @@ def score_terms(delta: np.ndarray, offset: np.ndarray, y: np.ndarray,
         lam = k * np.expm1(np.exp(offset) / k) * scale
         surv = np.exp(-k * np.log1p(lam / k))
         dp_dlam = surv * k / (k + lam)
+    dp_dtheta = -delta * lam * dp_dlam
+    if take_up is not None:
+        # P0's survival is exp(-exp(offset)) under either response (frailty_mean keeps P0).
+        surv = (1.0 - take_up) * np.exp(-np.exp(offset)) + take_up * surv
+        dp_dtheta = take_up * dp_dtheta
     p = np.clip(1.0 - surv, 1e-300, 1.0)
-    dl_dlam = dp_dlam * (y / p - (1.0 - y) / np.maximum(surv, 1e-300))
-    return -delta * lam * dl_dlam, delta**2 * lam**2 * dp_dlam**2 / (p * np.maximum(surv, 1e-300))
+    surv = np.maximum(surv, 1e-300)
+    return dp_dtheta * (y / p - (1.0 - y) / surv), dp_dtheta**2 / (p * surv)
 
 
 def fit_theta(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, prior_mean: float = 0.0,
-              prior_sd: float | None = None, iters: int = 50, k: float | None = None) -> tuple[float, float]:
+              prior_sd: float | None = None, iters: int = 50, k: float | None = None,
+              take_up: np.ndarray | None = None) -> tuple[float, float]:
     """Penalised maximum-likelihood theta (Fisher scoring) and its information, for one segment in memory.
 
     ``prior_sd`` None: plain maximum likelihood.  ``jobs/demand.py`` runs the same iteration distributed, summing
@@ -128,7 +148,7 @@ def fit_theta(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, prior_mean: 
     theta = prior_mean if prior_sd is not None else 1.0
     info = prec
     for _ in range(iters):
-        g, i = score_terms(delta, offset, y, theta, k)
+        g, i = score_terms(delta, offset, y, theta, k, take_up)
         grad = float(g.sum()) - prec * (theta - prior_mean)
         info = float(i.sum()) + prec
         if info <= 0:
@@ -179,6 +199,33 @@ def fit_frailty(p_h: np.ndarray, sold_day: np.ndarray, censor_day: np.ndarray, h
     res = minimize(nll, x0, method="L-BFGS-B",
                    bounds=[(np.log(0.05), np.log(200.0))] + [(-30.0, 10.0)] * (len(knots_a) - 1))
     return float(np.exp(res.x[0])), shape(res.x[1:])
+
+
+def fit_control_function(delta: np.ndarray, offered: np.ndarray, offset: np.ndarray, y: np.ndarray,
+                         take_up: np.ndarray, k: float | None = None) -> tuple[float, float, float]:
+    """Maximum-likelihood ``(theta, shift_cut, shift_raise)`` of an encouragement design by control function.
+
+    ``delta``: the move the price carries (the ``offered`` one where adopted, else 0); ``take_up``: each row's
+    adoption probability (the first stage).  Who adopts may differ in demand the offset does not see, so the
+    log cumulative hazard is shifted by ``shift * (adopted - take_up)``, one shift for offered cuts and one for
+    raises: ``P = price_response(P0 e^shift, theta, delta, k)``.  The shift is the same whatever the size of
+    the offered move while the price effect grows with it, which is what separates the two."""
+    from scipy.optimize import minimize
+
+    residual = (np.asarray(delta) != 0).astype(np.float64) - np.asarray(take_up, dtype=np.float64)
+    cut, raise_ = np.where(offered < 0, residual, 0.0), np.where(offered > 0, residual, 0.0)
+
+    p0 = -np.expm1(-np.exp(offset))
+
+    def nll(x: np.ndarray) -> float:
+        # The shift scales each item's hazard as a price move would (through the frailty mixture, like theta).
+        shifted = price_response(p0, np.ones_like(p0), -(x[1] * cut + x[2] * raise_), k)
+        p = np.clip(price_response(shifted, x[0], delta, k), P_EPS, 1.0 - P_EPS)
+        return -float((y * np.log(p) + (1.0 - y) * np.log1p(-p)).sum()) / len(y)
+
+    res = minimize(nll, np.array([1.0, 0.0, 0.0]), method="L-BFGS-B",
+                   bounds=[(0.0, 20.0), (-5.0, 5.0), (-5.0, 5.0)])
+    return float(res.x[0]), float(res.x[1]), float(res.x[2])
 
 
 # ---- choosing a price -------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 from pricing.demand_model.estimator import ALL, cloglog_slope
 from pricing.demand_model.training import (
     ELASTICITY_BAND,
+    ESTIMATORS,
     MONOTONE_GRID,
     SAMPLE_ROWS,
     DemandFit,
@@ -104,6 +105,11 @@ def evaluate(spark: SparkSession, cfg: Config, fitted: DemandFit, split: DemandS
         metrics.update({"elasticity_overall": elasticity[ALL],
                         "elasticity_overall_se": float(table_.attrs["overall_se"]),
                         "nudged_rows": float(table_.attrs["nudged_rows"])})
+        for name in [c for c in ESTIMATORS if c in per_seg]:
+            per_seg[name] = per_seg[name].fillna(table_.attrs[f"{name}_overall"])
+            metrics[f"elasticity_{name}_overall"] = float(table_.attrs[f"{name}_overall"])
+        metrics.update({f"{key}": float(table_.attrs[key]) for key in ("take_up", "selection_cut", "selection_raise")
+                        if key in table_.attrs})
     metrics["naive_elasticity_mean"] = float(curves["naive"].mean())
     if frailty:
         metrics["frailty_k"] = float(frailty["frailty_k"])
@@ -112,7 +118,7 @@ def evaluate(spark: SparkSession, cfg: Config, fitted: DemandFit, split: DemandS
         metrics.update({f"realisation_from_{int(t)}d": float(v) for t, v in
                         zip(frailty["exposure_knots"], frailty.get("realisation_values", ()), strict=False)
                         if t in (0, 14, 28, 42)})
-    estimators = per_seg[["segment", "rows", *[c for c in ("exploration", "naive") if c in per_seg]]]
+    estimators = per_seg[["segment", "rows", *[c for c in ("exploration", *ESTIMATORS, "naive") if c in per_seg]]]
     truth = elasticity_against_truth(spark, cfg, estimators[estimators["rows"] > 0], d.elasticity_segment)
     if truth is not None:
         metrics.update({f"elasticity_truth_{k}": v for k, v in truth[1].items()})

@@ -30,7 +30,7 @@ import xgboost as xgb
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pyspark.ml.feature import VectorAssembler
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sklearn.metrics import log_loss
@@ -43,19 +43,20 @@ from pricing.demand_model.estimator import (
     DemandPredictor,
     as_pandas_input,
     cumulative_hazard,
+    fit_control_function,
     fit_frailty,
     price_response,
     score_terms,
     segment_key,
     value_fold,
 )
-from pricing.platform import tracking
+from pricing.platform import fs, tracking
 from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError, ModelGateError
 from pricing.platform.rows import first_value
 from pricing.platform.tables import TableRef
 from pricing.price_model.training import check_workers, fit, git_commit
-from pricing.sources.exploration import price_nudge
+from pricing.sources.exploration import SUGGESTION_LOG, price_nudge
 from pricing.sources.landing import MANIFEST
 
 NEWTON_ITERS = 25
@@ -81,14 +82,18 @@ FRAILTY_ROWS = 300_000
 
 @dataclass(frozen=True)
 class Exploration:
-    """The price-exploration experiment behind the data: a hashed ``share`` of listings had their asking price
-    multiplied by ``exp(U(-max_log, max_log))`` (``pricing.sources.exploration.price_nudge``)."""
+    """The price-exploration experiment behind the data: a hashed ``share`` of listings were offered the asking
+    price times ``exp(U(-max_log, max_log))`` (``pricing.sources.exploration.price_nudge``).  ``kind`` nudge:
+    the marketplace set that price; encouragement: it suggested it, and ``log`` (the experiment's log,
+    ``SUGGESTION_LOG``) says which sellers adopted it."""
 
     seed: int
     share: float
     max_log: float
+    kind: str = "nudge"
+    log: str | None = None
 
-    def nudge(self) -> Column:
+    def suggestion(self) -> Column:
         return price_nudge(self.seed, self.share, self.max_log, F.col("listing_id"))
 
 
@@ -104,17 +109,33 @@ def exploration_design(cfg: Config) -> Exploration | None:
     share = float(world.get("price_nudge_share") or 0.0)
     if share <= 0:
         return None
+    if world.get("exploration", "nudge") == "encouragement":
+        return Exploration(int(world["seed"]), share, float(world["price_nudge_max"]), "encouragement",
+                           str(cfg.landing_dir / SUGGESTION_LOG))
     return Exploration(int(world["seed"]), share, float(world["price_nudge_max"]))
 
 
 def with_demand_inputs(design: Exploration | None, segment_cols: tuple[str, ...]
                        ) -> Callable[[DataFrame], DataFrame]:
-    """Adds ``value_fold``, ``price_nudge`` (0 outside the experiment), ``own_price`` (the asking price before
-    the nudge: what the seller chose) and the elasticity ``segment``."""
+    """Adds ``value_fold``, ``suggestion`` (the experiment's offered log price move, 0 outside it),
+    ``price_nudge`` (the move the asking price carries: the suggestion, or under encouragement 0 where the
+    seller did not adopt it), ``own_price`` (the asking price before the nudge: what the seller chose) and the
+    elasticity ``segment``.  Under encouragement the experiment's log must exist (``ConfigError``)."""
     def step(df: DataFrame) -> DataFrame:
-        nudge = design.nudge() if design is not None else F.lit(0.0)
+        offered = design.suggestion() if design is not None else F.lit(0.0)
+        df = df.withColumn("suggestion", offered)
+        if design is not None and design.kind == "encouragement":
+            spark = df.sparkSession
+            if not fs.exists(spark, str(design.log)):
+                raise ConfigError(f"the encouragement experiment's log {design.log} is missing: rerun "
+                                  f"`pricing generate` (it writes the log with the landing export)")
+            adopted = spark.read.parquet(str(design.log)).select("listing_id", F.col("adopted").alias("_adopted"))
+            df = (df.join(F.broadcast(adopted), "listing_id", "left")
+                  .withColumn("price_nudge", F.when(F.coalesce(F.col("_adopted"), F.lit(False)), F.col("suggestion"))
+                              .otherwise(F.lit(0.0))).drop("_adopted"))
+        else:
+            df = df.withColumn("price_nudge", F.col("suggestion"))
         return (df.withColumn("value_fold", value_fold(F.col("listing_id")))
-                .withColumn("price_nudge", nudge)
                 .withColumn("own_price", F.col("asking_price") * F.exp(-F.col("price_nudge")))
                 .withColumn("segment", segment_key(segment_cols)))
 
@@ -196,13 +217,16 @@ def with_offset(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
 
 
 def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prior_sd: float | None,
-                      iters: int = NEWTON_ITERS, k: float | None = None,
-                      ) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+                      iters: int = NEWTON_ITERS, k: float | None = None, delta: str = "price_nudge",
+                      take_up: str | None = None) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
     """Penalised maximum-likelihood theta per value of ``by`` (Fisher scoring): each iteration sums
     ``score_terms`` per segment in one distributed aggregation.  ``prior``: segment -> prior mean (``ALL`` for
-    any segment not named); ``prior_sd`` None: unpenalised; ``k``: the frailty the price response mixes over
-    (``score_terms``).  Returns theta, information and rows per segment."""
-    data = rows.select(by.alias("seg"), "price_nudge", "offset", F.col("label").cast("double").alias("y")).persist()
+    any segment not named); ``prior_sd`` None: unpenalised; ``k``: the frailty the price response mixes over;
+    ``delta``: the column of log price moves; ``take_up``: the column of their probability of being taken
+    (intent to treat; None: always taken) (``score_terms``).  Returns theta, information and rows per segment."""
+    data = rows.select(by.alias("seg"), F.col(delta).alias("price_nudge"), "offset",
+                       (F.col(take_up) if take_up else F.lit(1.0)).cast("double").alias("take_up"),
+                       F.col("label").cast("double").alias("y")).persist()
     prec = 0.0 if prior_sd is None else 1.0 / prior_sd**2
     theta: dict[str, float] = {}
     info: dict[str, float] = {}
@@ -215,7 +239,7 @@ def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prio
             for pdf in batches:
                 th = (pdf["seg"].map({**prior, **current}).fillna(prior.get(ALL, 1.0))).to_numpy(dtype=np.float64)
                 g, i = score_terms(pdf["price_nudge"].to_numpy(), pdf["offset"].to_numpy(), pdf["y"].to_numpy(), th,
-                                   k)
+                                   k, pdf["take_up"].to_numpy(dtype=np.float64) if take_up else None)
                 yield pd.DataFrame({"seg": pdf["seg"], "g": g, "i": i, "n": 1}).groupby("seg", as_index=False).sum()
 
         agg = data.mapInPandas(sums, schema).groupBy("seg").agg(
@@ -235,14 +259,16 @@ def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prio
     return theta, info, counts
 
 
-def estimate_elasticities(nudged: DataFrame, prior_sd: float,
-                          k: float | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+def estimate_elasticities(nudged: DataFrame, prior_sd: float, k: float | None = None, delta: str = "price_nudge",
+                          take_up: str | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Overall theta (unpenalised), then one per segment shrunk toward it; negative estimates are set to 0
-    (demand cannot rise with price; a negative one is noise).  ``k``: the frailty the response mixes over."""
-    overall, o_info, o_n = newton_by_segment(nudged, F.lit(ALL), {ALL: 1.0}, None, k=k)
+    (demand cannot rise with price; a negative one is noise).  ``k``: the frailty the response mixes over;
+    ``delta``, ``take_up``: see ``newton_by_segment``."""
+    overall, o_info, o_n = newton_by_segment(nudged, F.lit(ALL), {ALL: 1.0}, None, k=k, delta=delta, take_up=take_up)
     if ALL not in overall or not np.isfinite(overall[ALL]):
         raise ModelGateError("the price response could not be estimated: no usable exploration rows")
-    theta, info, counts = newton_by_segment(nudged, F.col("segment"), {ALL: overall[ALL]}, prior_sd, k=k)
+    theta, info, counts = newton_by_segment(nudged, F.col("segment"), {ALL: overall[ALL]}, prior_sd, k=k,
+                                            delta=delta, take_up=take_up)
     elasticity = {ALL: max(0.0, overall[ALL]), **{k: max(0.0, v) for k, v in theta.items()}}
     table_ = pd.DataFrame({"segment": list(theta), "exploration": [elasticity[k] for k in theta],
                            "exploration_se": [1.0 / np.sqrt(info[k]) for k in theta],
@@ -250,6 +276,91 @@ def estimate_elasticities(nudged: DataFrame, prior_sd: float,
     table_.attrs.update({"overall": overall[ALL], "overall_se": 1.0 / np.sqrt(o_info[ALL]),
                          "nudged_rows": o_n[ALL]})
     return elasticity, table_
+
+
+TAKE_UP_PSEUDO_ROWS = 50.0
+"""A segment's take-up rate of raises (or cuts) is shrunk toward the overall one by this many rows' worth."""
+
+
+def with_take_up(offered: DataFrame) -> DataFrame:
+    """Adds ``take_up``: the first stage of an encouragement design, the share of the segment's sellers who
+    adopted a suggested move in the same direction (raise or cut), shrunk toward the share over all segments
+    (``TAKE_UP_PSEUDO_ROWS``).  Reads only the experiment's log (``price_nudge != 0``: adopted)."""
+    up = F.col("suggestion") > 0
+    took = (F.col("price_nudge") != 0).cast("double")
+    overall = {bool(r["up"]): float(r["rate"]) for r in offered.groupBy(up.alias("up")).agg(
+        F.avg(took).alias("rate")).collect()}
+    if not overall:
+        raise ModelGateError("the encouragement experiment has no rows to estimate take-up from")
+    prior = F.when(up, F.lit(overall.get(True, 0.0))).otherwise(F.lit(overall.get(False, 0.0)))
+    w = Window.partitionBy("segment", up)
+    return offered.withColumn("take_up", (F.sum(took).over(w) + TAKE_UP_PSEUDO_ROWS * prior)
+                              / (F.count(F.lit(1)).over(w) + TAKE_UP_PSEUDO_ROWS))
+
+
+ESTIMATORS = ("control_function", "intent_to_treat", "as_treated")
+"""An encouragement design's elasticity estimates: the served one (``demand.encouragement``) and the others
+beside it, as columns of the elasticity table."""
+
+
+def identify(nudged: DataFrame, design: Exploration, encouragement: str, prior_sd: float, k: float | None,
+             seed: int) -> tuple[DataFrame, dict[str, float], pd.DataFrame]:
+    """The served elasticities from the experiment's rows (``estimate_elasticities``), and the rows with the
+    offset the survival layer should use.  A nudge design: the moves as they are.  An encouragement design
+    (rows ``with_take_up``): ``intent_to_treat``, or ``control_function`` (the offset shifted by the first
+    stage's residual, ``with_selection_offset``)."""
+    if design.kind != "encouragement":
+        return nudged, *estimate_elasticities(nudged, prior_sd, k)
+    if encouragement == "intent_to_treat":
+        return nudged, *estimate_elasticities(nudged, prior_sd, k, delta="suggestion", take_up="take_up")
+    shifts = fit_selection(nudged, k, seed)
+    rows = with_selection_offset(nudged, shifts, k)
+    elasticity, table_ = estimate_elasticities(rows, prior_sd, k)
+    table_.attrs.update({"selection_cut": shifts[0], "selection_raise": shifts[1]})
+    return rows, elasticity, table_
+
+
+def fit_selection(nudged: DataFrame, k: float | None, seed: int) -> tuple[float, float]:
+    """The control function's log-hazard shifts per unit of first-stage residual, for offered cuts and raises
+    (``fit_control_function``, jointly with theta), from at most ``FRAILTY_ROWS`` rows on the driver."""
+    n = nudged.count()
+    rows = nudged.sample(fraction=min(1.0, FRAILTY_ROWS / max(n, 1)), seed=seed) if n > FRAILTY_ROWS else nudged
+    pdf = rows.select("price_nudge", "suggestion", "offset", F.col("label").cast("double"), "take_up").toPandas()
+    col = {c: pdf[c].to_numpy(dtype=np.float64) for c in pdf.columns}
+    _, cut, raise_ = fit_control_function(col["price_nudge"], col["suggestion"], col["offset"], col["label"],
+                                          col["take_up"], k)
+    return cut, raise_
+
+
+def with_selection_offset(nudged: DataFrame, shifts: tuple[float, float], k: float | None) -> DataFrame:
+    """``offset`` moved by the control function: each item's hazard scaled by ``exp(shift * (adopted - take_up))``
+    (the cut or the raise shift), through the gamma(``k``) mixture as ``fit_control_function`` does."""
+    residual = (F.col("price_nudge") != 0).cast("double") - F.col("take_up")
+    shift = F.when(F.col("suggestion") < 0, F.lit(shifts[0])).otherwise(F.lit(shifts[1])) * residual
+    if k is None:
+        return nudged.withColumn("offset", F.col("offset") + shift)
+    mean_hazard = F.lit(k) * F.expm1(F.exp("offset") / F.lit(k))
+    return nudged.withColumn("offset", F.log(F.lit(k) * F.log1p(mean_hazard * F.exp(shift) / F.lit(k))))
+
+
+def with_comparisons(nudged: DataFrame, served: pd.DataFrame, encouragement: str, prior_sd: float,
+                     k: float | None, seed: int) -> pd.DataFrame:
+    """``served`` (the elasticity table) with a column per other estimator of ``ESTIMATORS`` and their
+    overall estimates (``<name>_overall``) and the mean take-up among its attributes."""
+    attrs = dict(served.attrs)
+    others = {"intent_to_treat": {"delta": "suggestion", "take_up": "take_up"}, "as_treated": {}}
+    if encouragement == "intent_to_treat":
+        others = {"control_function": {}, "as_treated": {}}
+    out = served
+    for name, how in others.items():
+        cf = name == "control_function"
+        rows = with_selection_offset(nudged, fit_selection(nudged, k, seed), k) if cf else nudged
+        _, table_ = estimate_elasticities(rows, prior_sd, k, **how)
+        out = out.merge(table_[["segment", "exploration"]].rename(columns={"exploration": name}), on="segment",
+                        how="left")
+        attrs[f"{name}_overall"] = table_.attrs["overall"]
+    out.attrs.update({**attrs, "take_up": float(first_value(nudged.agg(F.avg("take_up"))) or 0.0)})
+    return out
 
 
 def estimate_frailty(nudged: DataFrame, elasticity: dict[str, float], last: Any, horizon: int,
@@ -479,7 +590,7 @@ def demand_split(ts: DataFrame, cfg: Config, features: tuple[str, ...], ref: Tab
         raise ConfigError(f"{ref} lacks model feature columns {missing}: rebuild it with `pricing features` "
                           f"(comparable-sales columns need `pricing match` first, or features.comparables=false)")
     cols: list[str | Column] = ["listing_id", "as_of", *features, "asking_price", "sold_price", "sold_at", "value_fold",
-            "price_nudge", "own_price", "segment", F.col("sold_within_days").cast("double").alias("label")]
+            "suggestion", "price_nudge", "own_price", "segment", F.col("sold_within_days").cast("double").alias("label")]
     labelled = ts.where(F.col("as_of") <= F.lit(cutoff)).where(F.col("asking_price") > 0).select(*cols)
     rows = {"train": labelled.where(F.col("as_of") < F.lit(valid_start)).count(),
             "valid": labelled.where((F.col("as_of") >= F.lit(valid_start)) & (F.col("as_of") < F.lit(test_start))).count(),
@@ -520,7 +631,7 @@ def fit_demand(spark: SparkSession, cfg: Config, ts: DataFrame, split: DemandSpl
     bare = DemandPredictor(features, value_models[0], value_models, {ALL: 0.0}, horizon, 1.0,
                            d.identification, d.elasticity_segment)
     valued = with_log_value(split.labelled, bare).persist()
-    control = valued.where(F.col("price_nudge") == 0).where(F.col("as_of") < F.lit(split.test_start)).withColumn(
+    control = valued.where(F.col("suggestion") == 0).where(F.col("as_of") < F.lit(split.test_start)).withColumn(
         "is_valid", F.col("as_of") >= F.lit(split.valid_start))
     clf_cols = [*features, "log_value", "log_price_to_value"]
     data = vectors(control, clf_cols, "label")
@@ -537,15 +648,23 @@ def fit_demand(spark: SparkSession, cfg: Config, ts: DataFrame, split: DemandSpl
     elasticity: dict[str, float] = {ALL: 0.0}
     frailty: dict[str, Any] = {}
     if design is not None:
-        nudged = with_offset(valued.where(F.col("price_nudge") != 0).where(F.col("as_of") < F.lit(split.test_start)),
-                             bare).persist()
-        elasticity, elasticity_table = estimate_elasticities(nudged, d.elasticity_prior_sd)
-        frailty = estimate_frailty(nudged, elasticity, split.last, horizon, d.booster.seed)
+        offered = with_offset(valued.where(F.col("suggestion") != 0).where(F.col("as_of") < F.lit(split.test_start)),
+                              bare)
+        encouraged = design.kind == "encouragement"
+        nudged = (offered.transform(with_take_up) if encouraged else offered).persist()
+        rows, elasticity, elasticity_table = identify(nudged, design, d.encouragement, d.elasticity_prior_sd, None,
+                                                      d.booster.seed)
+        frailty = estimate_frailty(rows, elasticity, split.last, horizon, d.booster.seed)
+        k: float | None = None
         for _ in range(FRAILTY_ROUNDS if d.price_response == "frailty" else 0):
             # theta and k each need the other: alternate (theta given k, then k and g given theta).
             k = float(frailty["frailty_k"])
-            elasticity, elasticity_table = estimate_elasticities(nudged, d.elasticity_prior_sd, k)
-            frailty = estimate_frailty(nudged, elasticity, split.last, horizon, d.booster.seed, k)
+            rows, elasticity, elasticity_table = identify(nudged, design, d.encouragement, d.elasticity_prior_sd, k,
+                                                          d.booster.seed)
+            frailty = estimate_frailty(rows, elasticity, split.last, horizon, d.booster.seed, k)
+        if encouraged:
+            elasticity_table = with_comparisons(nudged, elasticity_table, d.encouragement, d.elasticity_prior_sd, k,
+                                                d.booster.seed)
         nudged.unpersist()
         frailty["realisation_values"] = realisation_curve(split.labelled, FRAILTY_KNOTS, realisation)
     response = d.price_response if frailty else "proportional"

@@ -15,14 +15,18 @@ from pricing.price_model.plots import _save  # noqa: E402
 
 
 def elasticities(table: pd.DataFrame, path: Path) -> Path:
-    """Per segment: the exploration (randomised) and the naive elasticity, against the truth when known."""
+    """Per segment: the served (randomised experiment), the other encouragement-design estimates (control function,
+    intent to treat, adopters as treated) and the naive elasticities, against the truth when known."""
     fig, ax = plt.subplots(figsize=(6.5, 5))
     x_col = "true_elasticity" if "true_elasticity" in table else "exploration"
     size = 8 + 60 * table["rows"] / max(float(table["rows"].max()), 1.0)
-    for col, colour, label in (("exploration", "#4c72b0", "randomised nudges"), ("naive", "#dd8452", "naive fit")):
+    series = (("exploration", "#4c72b0", "randomised experiment (served)"),
+              ("control_function", "#8172b3", "control function"), ("intent_to_treat", "#937860", "intent to treat"),
+              ("as_treated", "#55a868", "adopters as treated"), ("naive", "#dd8452", "naive fit"))
+    for col, colour, label in series:
         if col in table and col != x_col:
             ax.scatter(table[x_col], table[col], s=size, alpha=0.6, color=colour, label=label)
-    lim = [0.0, float(np.nanmax(table[[c for c in ("true_elasticity", "exploration", "naive") if c in table]]
+    lim = [0.0, float(np.nanmax(table[[c for c in ("true_elasticity", *[s[0] for s in series]) if c in table]]
                                 .to_numpy())) * 1.1]
     ax.plot(lim, lim, "k--", lw=0.8, label="estimate = " + ("truth" if x_col == "true_elasticity" else "x"))
     ax.set_xlabel("true elasticity (simulator)" if x_col == "true_elasticity" else "randomised estimate")

@@ -312,6 +312,15 @@ def test_demand_without_an_exploration_experiment_fails_before_any_write(spark, 
     assert sorted(p.name for p in tmp_path.iterdir()) == [c.ingest.landing_dir]
     (landing / "_simulator.json").write_text(json.dumps({**world, "price_nudge_share": 0.2, "price_nudge_max": 0.25}))
     assert exploration_design(c) == Exploration(42, 0.2, 0.25)
+    (landing / "_simulator.json").write_text(json.dumps({**world, "price_nudge_share": 0.2, "price_nudge_max": 0.25,
+                                                         "exploration": "encouragement"}))
+    assert exploration_design(c) == Exploration(42, 0.2, 0.25, "encouragement",
+                                                str(landing / "_experiment" / "suggestions"))
+    # The manifest of a nudge world is the one written before encouragement existed (old exports stay valid).
+    from pricing.world.generate import _world
+    assert "exploration" not in _world(c) and "suggestion_adoption" not in _world(c)
+    enc = _world(c.with_overrides(["simulator.exploration=encouragement"]))
+    assert enc["exploration"] == "encouragement" and enc["suggestion_adoption"] == 0.5
 
 
 # ---- the real stack --------------------------------------------------------------------------------------------
