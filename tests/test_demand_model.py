@@ -97,7 +97,7 @@ def test_an_encouragement_design_recovers_the_elasticity_that_adopters_as_treate
     assert as_treated < theta - 1.0                     # measured 2.12: adopters are not like the rest
     # The control function estimates how different the adopters are: cut-takers sell worse, raise-takers better.
     cf, cut, raise_ = fit_control_function(delta, offered, offset, y, take_up, k)
-    assert abs(cf - theta) < 0.2 and cut < -0.2 and raise_ > 0.2  # measured 3.48, -0.48, +0.43
+    assert abs(cf - theta) < 0.2 and cut < -0.2 and raise_ > 0.2  # measured 3.49, -0.56, +0.51
     # Always taken is the plain likelihood.
     plain = fit_theta(delta[:5_000], offset[:5_000], y[:5_000], k=k)
     assert fit_theta(delta[:5_000], offset[:5_000], y[:5_000], k=k, take_up=np.ones(5_000)) == pytest.approx(plain)
