@@ -301,6 +301,8 @@ def with_take_up(offered: DataFrame) -> DataFrame:
 ESTIMATORS = ("control_function", "intent_to_treat", "as_treated")
 """An encouragement design's elasticity estimates: the served one (``demand.encouragement``) and the others
 beside it, as columns of the elasticity table."""
+INTENT_TO_TREAT: dict[str, Any] = {"delta": "suggestion", "take_up": "take_up"}
+"""``estimate_elasticities``' arguments for intent to treat: the offered move, taken with the take-up."""
 
 
 def identify(nudged: DataFrame, design: Exploration, encouragement: str, prior_sd: float, k: float | None,
@@ -312,12 +314,17 @@ def identify(nudged: DataFrame, design: Exploration, encouragement: str, prior_s
     if design.kind != "encouragement":
         return nudged, *estimate_elasticities(nudged, prior_sd, k)
     if encouragement == "intent_to_treat":
-        return nudged, *estimate_elasticities(nudged, prior_sd, k, delta="suggestion", take_up="take_up")
-    shifts = fit_selection(nudged, k, seed)
-    rows = with_selection_offset(nudged, shifts, k)
+        return nudged, *estimate_elasticities(nudged, prior_sd, k, **INTENT_TO_TREAT)
+    rows, shifts = control_function_rows(nudged, k, seed)
     elasticity, table_ = estimate_elasticities(rows, prior_sd, k)
     table_.attrs.update({"selection_cut": shifts[0], "selection_raise": shifts[1]})
     return rows, elasticity, table_
+
+
+def control_function_rows(nudged: DataFrame, k: float | None, seed: int) -> tuple[DataFrame, tuple[float, float]]:
+    """The rows with the control function's offset (``with_selection_offset``), and its shifts (``fit_selection``)."""
+    shifts = fit_selection(nudged, k, seed)
+    return with_selection_offset(nudged, shifts, k), shifts
 
 
 def fit_selection(nudged: DataFrame, k: float | None, seed: int) -> tuple[float, float]:
@@ -348,13 +355,12 @@ def with_comparisons(nudged: DataFrame, served: pd.DataFrame, encouragement: str
     """``served`` (the elasticity table) with a column per other estimator of ``ESTIMATORS`` and their
     overall estimates (``<name>_overall``) and the mean take-up among its attributes."""
     attrs = dict(served.attrs)
-    others = {"intent_to_treat": {"delta": "suggestion", "take_up": "take_up"}, "as_treated": {}}
+    others = {"intent_to_treat": INTENT_TO_TREAT, "as_treated": {}}
     if encouragement == "intent_to_treat":
         others = {"control_function": {}, "as_treated": {}}
     out = served
     for name, how in others.items():
-        cf = name == "control_function"
-        rows = with_selection_offset(nudged, fit_selection(nudged, k, seed), k) if cf else nudged
+        rows = control_function_rows(nudged, k, seed)[0] if name == "control_function" else nudged
         _, table_ = estimate_elasticities(rows, prior_sd, k, **how)
         out = out.merge(table_[["segment", "exploration"]].rename(columns={"exploration": name}), on="segment",
                         how="left")
