@@ -14,6 +14,14 @@ the listings of ``[T, T + demand.test_days)``, whose H-day labels are known.  Fi
 * ``classifier, labels from the future``: listings listed before ``T`` with labels seen after ``T``, as the
   demand job fits it (for reference: its newest training labels resolve inside the test window).
 
+Then the **policy value** of each: the test listings priced by the recommend job's optimiser, with each model's
+sale probability at the listing's own price as ``P0`` and everything else the served demand model's (the
+champion's per-segment theta, frailty and survival layer), so the models differ only in ``P0``.  The candidates
+and guardrails are recommend's (``with_band``, ``with_candidates``); each judged objective
+(``recommend.evaluate_objectives``) picks its own price, and the simulator's true value of that price
+(``evaluate_batch``) is reported as a share of the guardrailed oracle's, beside the best flat rule.  The served
+model's own classifier (value features, fitted by the demand job) is judged the same way, for reference.
+
 The same inputs for all (the listing features and log asking price, monotone decreasing in price), the same
 booster settings (``demand.booster``), early stopping on a hashed 10% of the listings.  Writes
 bench/results/<date>-hazard-<listings>.json and .md.
@@ -26,16 +34,23 @@ import json
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import xgboost as xgb
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from sklearn.metrics import log_loss, roc_auc_score
 
+from pricing.demand_model.estimator import DemandPredictor, choose_under, objective_value, price_response
 from pricing.demand_model.hazard import interval_bounds, p_sold_within, person_period
-from pricing.demand_model.training import exploration_design, with_demand_inputs
-from pricing.platform import catalog, delta_io
-from pricing.platform.config import load_config
+from pricing.demand_model.training import exploration_design, load_demand_version, with_demand_inputs
+from pricing.optimisation.evaluation import BASELINES, TRUTH_COLS, evaluate_batch
+from pricing.optimisation.recommend import demand_champion, with_band, with_candidates
+from pricing.platform import catalog, delta_io, tracking
+from pricing.platform.config import Config, load_config
+from pricing.platform.objective import Objective
 from pricing.platform.spark import get_spark
 from pricing.platform.tables import table
 from pricing.price_model.training import features_of
@@ -48,6 +63,59 @@ def fit(X: np.ndarray, y: np.ndarray, valid: np.ndarray, params: dict, rounds: i
     train = xgb.DMatrix(X[~valid], y[~valid])
     hold = xgb.DMatrix(X[valid], y[valid])
     return xgb.train(params, train, rounds, evals=[(hold, "valid")], early_stopping_rounds=stop, verbose_eval=False)
+
+
+def policy_frame(cfg: Config, ts: DataFrame, ids: np.ndarray, predictor: DemandPredictor) -> pd.DataFrame:
+    """The test listings (``ids``, in that order) with recommend's guardrail band and candidate prices, the served
+    model's inputs and the simulator's true demand."""
+    spark = ts.sparkSession
+    truth = delta_io.read(spark, table(cfg, catalog.TRUTH_LISTINGS)).select("listing_id", *TRUTH_COLS)
+    wanted = spark.createDataFrame(pd.DataFrame({"listing_id": ids.astype(np.int64)}))
+    cols = sorted({*predictor.features, "value_fold", "own_price", "segment", "floor", "ceiling", "band_lo",
+                   "band_hi", "candidates", *TRUTH_COLS})
+    rows = (ts.join(F.broadcast(wanted), "listing_id").join(truth, "listing_id")
+            .withColumn("current_price", F.col("own_price"))
+            .transform(with_band(cfg.score, cfg.recommend.max_change))
+            .transform(with_candidates(cfg.recommend.grid_size, cfg.score.price_points))
+            .select("listing_id", *cols).toPandas())
+    return rows.set_index("listing_id").loc[ids].reset_index()
+
+
+def policy_value(frame: pd.DataFrame, p0: np.ndarray, predictor: DemandPredictor, objective: Objective
+                 ) -> dict[str, Any]:
+    """The share of the guardrailed oracle's true value that the optimiser reaches under ``objective`` with the
+    sale probability ``p0`` at the own price (the served model's price response around it), and the best flat
+    rule's."""
+    prices = np.stack(list(frame["candidates"])).astype(np.float64)
+    own = frame["own_price"].to_numpy(dtype=np.float64)
+    theta = predictor.theta(frame["segment"])
+    p_sale = price_response(np.clip(p0, 1e-6, 1 - 1e-6)[:, None], theta[:, None],
+                            np.log(prices) - np.log(own)[:, None], predictor.response_k)
+    value = objective_value(predictor, prices, p_sale, objective)
+    chosen = prices[np.arange(len(prices)), choose_under(predictor, prices, p_sale, objective, value)]
+    assert objective.horizon_days is not None
+    judged = evaluate_batch(frame.assign(current_price=own, suggested_price=np.nan, recommended_price=chosen,
+                                         naive_price=np.nan), objective.horizon_days, objective)
+    oracle = float(judged["gmv_oracle"].sum())
+    flats = {b: float(judged[f"gmv_{b}"].sum()) / oracle for b in BASELINES}
+    best = max(flats, key=flats.__getitem__)
+    return {"optimised": float(judged["gmv_optimised"].sum()) / oracle, "best_flat": best,
+            "best_flat_ratio": flats[best], "own": float(judged["gmv_own"].sum()) / oracle,
+            "mean_change": float(np.mean(chosen / own - 1.0)),
+            "_per_listing": (judged["gmv_optimised"].to_numpy(), judged["gmv_oracle"].to_numpy())}
+
+
+def paired_se(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], draws: int = 500,
+              seed: int = 0) -> float:
+    """Bootstrap standard error (listings resampled) of the difference between two policies' shares of the same
+    oracle (``(value, oracle)`` per listing each)."""
+    rng = np.random.default_rng(seed)
+    n = len(a[1])
+    diffs = []
+    for _ in range(draws):
+        i = rng.integers(0, n, n)
+        diffs.append((a[0][i].sum() - b[0][i].sum()) / a[1][i].sum())
+    return float(np.std(diffs, ddof=1))
 
 
 def main() -> None:
@@ -79,8 +147,17 @@ def main() -> None:
     report: dict = {"listings_control_arm": int(len(pdf)), "test_rows": int(test.sum()), "horizon_days": H,
                     "step_days": args.step, "T": str(date.fromtimestamp(T)), "models": {}}
 
-    def judge(name: str, p: np.ndarray, rows: int, seconds: float, **extra: float) -> None:
+    tracking.setup(cfg)
+    demand_v = demand_champion(cfg)
+    predictor = load_demand_version(cfg.mlflow.demand_model_name, demand_v)
+    objectives = tuple(o.at(predictor.horizon_days) for o in cfg.recommend.judged_specs())
+    frame = policy_frame(cfg, ts, pdf["listing_id"].to_numpy()[test], predictor)
+    report["demand_model"] = f"{cfg.mlflow.demand_model_name} v{demand_v} ({predictor.response} response)"
+    report["objectives"] = [o.name for o in objectives]
+
+    def judge(name: str, p: np.ndarray, rows: int, seconds: float, **extra: Any) -> None:
         p = np.clip(p, 1e-6, 1 - 1e-6)
+        extra = {**extra, "policy": {o.name: policy_value(frame, p, predictor, o) for o in objectives}}
         report["models"][name] = {"test_logloss": float(log_loss(y_test, p, labels=[0, 1])),
                                   "test_auc": float(roc_auc_score(y_test, p)), "train_rows": rows,
                                   "fit_seconds": round(seconds, 1), **extra}
@@ -93,20 +170,33 @@ def main() -> None:
                 rounds, stop)
         judge(name, b.predict(xgb.DMatrix(X[test]), iteration_range=(0, b.best_iteration + 1)), int(rows.sum()),
               time.time() - t0, listings=int(rows.sum()))
-    rows = np.flatnonzero((pdf["t"] < T).to_numpy())
-    observed = (T - pdf["t"].to_numpy()[rows]) / DAY
-    sold_day = (pdf["s"].to_numpy()[rows] - pdf["t"].to_numpy()[rows]) / DAY
+    seen = np.flatnonzero((pdf["t"] < T).to_numpy())
+    observed = (T - pdf["t"].to_numpy()[seen]) / DAY
+    sold_day = (pdf["s"].to_numpy()[seen] - pdf["t"].to_numpy()[seen]) / DAY
     who, interval, y = person_period(sold_day, observed, H, args.step)
-    Xh = np.column_stack([X[rows][who], interval.astype(np.float32)])
+    Xh = np.column_stack([X[seen][who], interval.astype(np.float32)])
     t0 = time.time()
-    b = fit(Xh, y, valid[rows][who], {**params, "monotone_constraints": mono[:-1] + ",0)"}, rounds, stop)
+    b = fit(Xh, y, valid[seen][who], {**params, "monotone_constraints": mono[:-1] + ",0)"}, rounds, stop)
     n_int = len(interval_bounds(H, args.step)) - 1
     Xt = X[test]
     hazards = np.column_stack([
         b.predict(xgb.DMatrix(np.column_stack([Xt, np.full(len(Xt), j, dtype=np.float32)])),
                   iteration_range=(0, b.best_iteration + 1)) for j in range(n_int)])
-    judge("hazard", p_sold_within(hazards), int(len(y)), time.time() - t0, listings=int(len(rows)),
+    judge("hazard", p_sold_within(hazards), int(len(y)), time.time() - t0, listings=int(len(seen)),
           censored_listings=int(((observed < H) & ~(sold_day < observed)).sum()))
+    X_served = predictor.matrix(frame)
+    own = np.log(frame["own_price"].to_numpy(dtype=np.float64))
+    served = predictor.classify(X_served, predictor.log_value(X_served, frame["value_fold"].to_numpy()), own)
+    judge("served classifier (value features)", served, 0, 0.0, listings=0)
+    ref = report["models"]["classifier"]["policy"]
+    for name, m in report["models"].items():
+        for o in report["objectives"]:
+            if name != "classifier":
+                m["policy"][o]["minus_classifier_se"] = paired_se(m["policy"][o]["_per_listing"],
+                                                                  ref[o]["_per_listing"])
+    for m in report["models"].values():
+        for o in report["objectives"]:
+            del m["policy"][o]["_per_listing"]
     base = float(np.mean(pdf["label"].to_numpy()[(pdf["t"] < T - H * DAY).to_numpy()]))
     report["base_rate_logloss"] = float(log_loss(y_test, np.full(len(y_test), base), labels=[0, 1]))
     RESULTS.mkdir(exist_ok=True)
@@ -119,8 +209,27 @@ def main() -> None:
              "| model (known at T) | training listings | training rows | test log loss | test AUC | fit s |",
              "|---|---|---|---|---|---|"]
     for name, m in report["models"].items():
-        lines.append(f"| {name} | {m['listings']:,} | {m['train_rows']:,} | {m['test_logloss']:.4f} | "
-                     f"{m['test_auc']:.4f} | {m['fit_seconds']} |")
+        fitted = (f"{m['listings']:,} | {m['train_rows']:,}" if m["train_rows"] else "(the demand job's) | –")
+        lines.append(f"| {name} | {fitted} | {m['test_logloss']:.4f} | {m['test_auc']:.4f} | "
+                     f"{m['fit_seconds'] if m['train_rows'] else '–'} |")
+    lines += ["", f"Policy value on the same test listings, as a share of the guardrailed oracle's true value: "
+                  f"each model's P0 at the own price, with {report['demand_model']}'s price response and "
+                  f"survival layer.", "",
+              "In brackets: the difference from the classifier's, ± its bootstrap standard error (listings "
+              "resampled, paired). The test listings are priced at listing time (no time on the market yet), so "
+              "the figures differ from the recommend job's, which prices the active catalogue.", "",
+              "| model | " + " | ".join(report["objectives"]) + " |", "|---|" + "---|" * len(report["objectives"])]
+    for name, m in report["models"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{m['policy'][o]['optimised']:.4f}" + (f" ({m['policy'][o]['optimised'] - ref[o]['optimised']:+.4f}"
+                                                    f" ± {m['policy'][o]['minus_classifier_se']:.4f})"
+                                                    if "minus_classifier_se" in m["policy"][o] else "")
+            for o in report["objectives"]) + " |")
+    first = next(iter(report["models"].values()))["policy"]
+    lines.append("| best flat rule (hindsight) | " + " | ".join(
+        f"{first[o]['best_flat_ratio']:.4f} ({first[o]['best_flat']})" for o in report["objectives"]) + " |")
+    lines.append("| sellers' own prices | " + " | ".join(f"{first[o]['own']:.4f}" for o in report["objectives"])
+                 + " |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
