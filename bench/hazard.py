@@ -82,10 +82,10 @@ def policy_frame(cfg: Config, ts: DataFrame, ids: np.ndarray, predictor: DemandP
 
 
 def policy_value(frame: pd.DataFrame, p0: np.ndarray, predictor: DemandPredictor, objective: Objective
-                 ) -> dict[str, Any]:
+                 ) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]:
     """The share of the guardrailed oracle's true value that the optimiser reaches under ``objective`` with the
     sale probability ``p0`` at the own price (the served model's price response around it), and the best flat
-    rule's."""
+    rule's; and per listing, the optimised price's true value and the oracle's (for :func:`paired_se`)."""
     prices = np.stack(list(frame["candidates"])).astype(np.float64)
     own = frame["own_price"].to_numpy(dtype=np.float64)
     theta = predictor.theta(frame["segment"])
@@ -101,8 +101,8 @@ def policy_value(frame: pd.DataFrame, p0: np.ndarray, predictor: DemandPredictor
     best = max(flats, key=flats.__getitem__)
     return {"optimised": float(judged["gmv_optimised"].sum()) / oracle, "best_flat": best,
             "best_flat_ratio": flats[best], "own": float(judged["gmv_own"].sum()) / oracle,
-            "mean_change": float(np.mean(chosen / own - 1.0)),
-            "_per_listing": (judged["gmv_optimised"].to_numpy(), judged["gmv_oracle"].to_numpy())}
+            "mean_change": float(np.mean(chosen / own - 1.0))}, (judged["gmv_optimised"].to_numpy(),
+                                                                 judged["gmv_oracle"].to_numpy())
 
 
 def paired_se(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], draws: int = 500,
@@ -155,9 +155,13 @@ def main() -> None:
     report["demand_model"] = f"{cfg.mlflow.demand_model_name} v{demand_v} ({predictor.response} response)"
     report["objectives"] = [o.name for o in objectives]
 
+    per_listing: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
     def judge(name: str, p: np.ndarray, rows: int, seconds: float, **extra: Any) -> None:
         p = np.clip(p, 1e-6, 1 - 1e-6)
-        extra = {**extra, "policy": {o.name: policy_value(frame, p, predictor, o) for o in objectives}}
+        extra["policy"] = {}
+        for o in objectives:
+            extra["policy"][o.name], per_listing[(name, o.name)] = policy_value(frame, p, predictor, o)
         report["models"][name] = {"test_logloss": float(log_loss(y_test, p, labels=[0, 1])),
                                   "test_auc": float(roc_auc_score(y_test, p)), "train_rows": rows,
                                   "fit_seconds": round(seconds, 1), **extra}
@@ -192,11 +196,8 @@ def main() -> None:
     for name, m in report["models"].items():
         for o in report["objectives"]:
             if name != "classifier":
-                m["policy"][o]["minus_classifier_se"] = paired_se(m["policy"][o]["_per_listing"],
-                                                                  ref[o]["_per_listing"])
-    for m in report["models"].values():
-        for o in report["objectives"]:
-            del m["policy"][o]["_per_listing"]
+                m["policy"][o]["minus_classifier_se"] = paired_se(per_listing[(name, o)],
+                                                                  per_listing[("classifier", o)])
     base = float(np.mean(pdf["label"].to_numpy()[(pdf["t"] < T - H * DAY).to_numpy()]))
     report["base_rate_logloss"] = float(log_loss(y_test, np.full(len(y_test), base), labels=[0, 1]))
     RESULTS.mkdir(exist_ok=True)
