@@ -470,7 +470,7 @@ def check_monotone(curves: pd.DataFrame, k: int) -> dict[str, float]:
 def load_demand_version(name: str, version: int) -> DemandPredictor:
     """The predictor of one registered version, as this package's :class:`DemandPredictor` (a model logged from
     code defines its own copy of the class when loaded)."""
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    model = tracking.load_code_model(name, version)
     return DemandPredictor.from_bytes(model.predictor.to_bytes())
 
 
@@ -506,11 +506,8 @@ def register(cfg: Config, predictor: DemandPredictor, sample: DataFrame, tmp: Pa
     example = as_pandas_input(rows, predictor.features)
     signature = infer_signature(example, pd.DataFrame({"p_sale": predictor.p_sale(example, example[["price"]]
                                                                                  .to_numpy())[:, 0]}))
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=Path(pyfunc.__file__), artifacts=predictor.save(tmp / "predictor"),
-        signature=signature, input_example=example, registered_model_name=cfg.mlflow.demand_model_name,
-        pip_requirements=tracking.model_requirements(),
-    )
+    info = tracking.log_code_model(Path(pyfunc.__file__), predictor.save(tmp / "predictor"),
+                                   registered_as=cfg.mlflow.demand_model_name, signature=signature, example=example)
     # The run's metrics, logged once and linked to the logged model (MLflow 3 LoggedModel).
     mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)}, model_id=info.model_id)
     client = MlflowClient()

@@ -7,7 +7,9 @@ Databricks they are ``databricks`` and ``databricks-uc`` (aliases only, never st
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -18,6 +20,12 @@ from pricing.platform.errors import ModelGateError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+# MLflow runs a model logged from code by executing its file with a stand-in for ``dbutils`` put in sys.modules,
+# and hands the model back through a module global (``mlflow.models.set_model``).  Neither is safe when two
+# threads of one process load or log such a model at once: a thread can get the other's model, and the stand-in
+# can stay in sys.modules for good.  So this process does one at a time.
+_CODE_MODEL = threading.Lock()
 
 
 def tracking_uri(cfg: Config) -> str:
@@ -56,6 +64,22 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> int | None:
         return int(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def log_code_model(code: Path, artifacts: dict[str, str], *, registered_as: str, signature: Any,
+                   example: Any) -> Any:
+    """Log (and register as ``registered_as``) the model that the file ``code`` defines; its ``ModelInfo``."""
+    with _CODE_MODEL:
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=code, artifacts=artifacts, signature=signature, input_example=example,
+            registered_model_name=registered_as, pip_requirements=model_requirements(),
+        )
+
+
+def load_code_model(name: str, version: int) -> Any:
+    """The Python model object of one registered version of a model logged from code."""
+    with _CODE_MODEL:
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
 
 
 def model_requirements() -> list[str]:

@@ -7,11 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
 from pyspark.sql import SparkSession
 
-from pricing.platform import catalog, delta_io
+from pricing.platform import catalog, delta_io, tracking
 from pricing.platform.config import Config, PromoteConfig
 from pricing.platform.errors import ModelGateError
 from pricing.platform.tables import table
@@ -33,7 +32,7 @@ EMPTY_TIERS = pd.DataFrame({"brand": pd.Series(dtype=object), "brand_tier": pd.S
 def load_version(name: str, version: int) -> PricePredictor:
     """The predictor (boosters, features, interval rule) of one registered version, as this package's
     :class:`PricePredictor` (a model logged from code defines its own copy of the class when loaded)."""
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    model = tracking.load_code_model(name, version)
     return PricePredictor.from_bytes(model.predictor.to_bytes())
 
 

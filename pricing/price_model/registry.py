@@ -33,11 +33,8 @@ def register(cfg: Config, predictor: PricePredictor, split: Split, tmp: Path, ru
     example = split.test.select(*predictor.features).limit(5).toPandas().astype("float64")
     p10, p50, p90 = predictor.predict(predictor.matrix(example))
     signature = infer_signature(example, pd.DataFrame({"p10": p10, "p50": p50, "p90": p90}))
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=Path(pyfunc.__file__), artifacts=predictor.save(tmp / "predictor"),
-        signature=signature, input_example=example, registered_model_name=cfg.mlflow.model_name,
-        pip_requirements=tracking.model_requirements(),
-    )
+    info = tracking.log_code_model(Path(pyfunc.__file__), predictor.save(tmp / "predictor"),
+                                   registered_as=cfg.mlflow.model_name, signature=signature, example=example)
     # The run's metrics, logged once and linked to the logged model (MLflow 3 LoggedModel): they show on the
     # model and its registered version as well as on the run.
     mlflow.log_metrics(ev.logged, model_id=info.model_id)

@@ -34,6 +34,7 @@ from pricing.price_model.predictor import ALL, Intervals, PricePredictor
 from pricing.price_model.registry import register
 from pricing.price_model.scoring import log_scoring_summary
 from pricing.price_model.training import Evaluation, Split, git_commit
+from tests.reliability.support import together
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ("x", "seg")
@@ -165,6 +166,16 @@ def test_both_registered_models_load_and_predict_without_our_package(spark, stor
 
     assert type(load_version("portable_price", price_v)) is PricePredictor
     assert type(demand_training.load_demand_version("portable_demand", demand_v)) is DemandPredictor
+
+    # Loaded by threads of one process at once (two jobs of a local workflow, two scorings racing), each thread
+    # gets its own model, and MLflow's stand-in for `dbutils` does not stay behind in sys.modules.  Without the
+    # lock in `tracking.load_code_model` about a third of such rounds went wrong.
+    loaders = [lambda: load_version("portable_price", price_v),
+               lambda: demand_training.load_demand_version("portable_demand", demand_v)] * 2
+    for _ in range(8):
+        got_types = [type(m) for m in together(*loaders)]
+        assert got_types == [PricePredictor, DemandPredictor] * 2, got_types
+        assert "dbutils" not in sys.modules, sys.modules["dbutils"]
 
 
 def test_the_scoring_run_records_the_model_version_and_the_delta_version_it_wrote(spark, store: Config,

@@ -8,11 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from delta.exceptions import ConcurrentAppendException
@@ -33,27 +30,8 @@ from tests.reliability.support import (
     assert_tables_equal,
     copy_landing,
     tiny_cfg,
+    together,
 )
-
-
-def together(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls in threads released at the same instant; their results (or the exceptions they raised)."""
-    start = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def go(i: int, call: Callable[[], Any]) -> None:
-        start.wait()
-        try:
-            results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - reported by the caller
-            results[i] = exc
-
-    threads = [threading.Thread(target=go, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
-    return results
 
 
 def test_conflicts_are_retried_then_reported_by_table(tmp_path: Path) -> None:
@@ -99,6 +77,7 @@ def test_two_scorings_of_one_date_at_once(spark: SparkSession, ref: Config) -> N
     results = together(lambda: score.run(spark, cfg), lambda: score.run(spark, cfg))
     assert not [r for r in results if isinstance(r, Exception) and not isinstance(r, ConcurrentWriteError)], results
     assert any(not isinstance(r, Exception) for r in results)
+    assert "dbutils" not in sys.modules, "MLflow's stand-in for dbutils was left behind by two loads at once"
     got = delta_io.read(spark, out).where("scoring_date = DATE'2025-03-05'")
     # One whole run: every active listing once, all rows from the same run (one scoring time, one model).
     assert got.count() == got.select("listing_id").distinct().count()
