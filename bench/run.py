@@ -156,13 +156,12 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
     from mlflow.tracking import MlflowClient
     from pyspark.sql import functions as F
 
-    from features.training_set import MODEL_FEATURES
     from pricing.platform import delta_io, tracking
     from pricing.platform.config import load_config
     from pricing.platform.spark import get_spark
     from pricing.platform.tables import table
     from pricing.price_model.promotion import load_version
-    from pricing.price_model.training import labelled, time_split
+    from pricing.price_model.training import features_of, labelled, time_split
 
     cfg = load_config("local", size_overrides(n, root))
     spark = get_spark(cfg, app_name="bench-alternatives")
@@ -175,25 +174,34 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
                           ("price_changes", catalog.BRONZE_PRICE_CHANGES_RAW)):
         delta_io.read(spark, table(cfg, logical)).write.parquet(str(pq / name))
 
-    # training: the same split, rows, features and parameters, on arrays
+    # training: the same split, rows, features, parameters and boosters as the train job's fit (the median, and
+    # the p10 / p90 boosters when `train.intervals` fits them), on arrays
     data = labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET)))
     split = time_split(data, cfg)
-    cols = [F.col(c).cast("double") for c in MODEL_FEATURES]
+    feats = list(features_of(cfg))
+    cols = [F.col(c).cast("double") for c in feats]
     tr = split.train.select(*cols, "label").toPandas()
     va = split.valid.select(*cols, "label").toPandas()
-    Xtr, ytr = tr[list(MODEL_FEATURES)].to_numpy(np.float32, na_value=np.nan), tr["label"].to_numpy()
-    Xva, yva = va[list(MODEL_FEATURES)].to_numpy(np.float32, na_value=np.nan), va["label"].to_numpy()
+    Xtr, ytr = tr[feats].to_numpy(np.float32, na_value=np.nan), tr["label"].to_numpy()
+    Xva, yva = va[feats].to_numpy(np.float32, na_value=np.nan), va["label"].to_numpy()
     t = cfg.train
-    params = {"objective": "reg:squarederror", "eval_metric": "rmse", "tree_method": "hist", "nthread": threads,
-              "seed": t.booster.seed,
+    params = {"tree_method": "hist", "nthread": threads, "seed": t.booster.seed,
               **{("eta" if k == "learning_rate" else k): v for k, v in t.booster.tree_params().items()}}
-    t0 = time.perf_counter()
-    dtrain = xgb.QuantileDMatrix(Xtr, ytr, nthread=threads)
-    dvalid = xgb.DMatrix(Xva, yva, nthread=threads)
-    booster = xgb.train(params, dtrain, num_boost_round=t.booster.n_estimators, evals=[(dvalid, "valid")],
-                        early_stopping_rounds=t.booster.early_stopping_rounds, verbose_eval=False)
-    out["train_native"] = {"seconds": time.perf_counter() - t0, "rows": len(ytr) + len(yva),
-                           "best_iteration": booster.best_iteration}
+    objectives: dict[str, dict[str, Any]] = {"median": {"objective": "reg:squarederror", "eval_metric": "rmse"}}
+    if t.intervals in ("quantile", "cqr"):
+        objectives |= {f"q{q:g}": {"objective": "reg:quantileerror", "quantile_alpha": q}
+                       for q in (t.quantiles[0], t.quantiles[2])}
+    fits = {}
+    for name, objective in objectives.items():
+        t0 = time.perf_counter()
+        dtrain = xgb.QuantileDMatrix(Xtr, ytr, nthread=threads)
+        dvalid = xgb.DMatrix(Xva, yva, nthread=threads)
+        booster = xgb.train({**params, **objective}, dtrain, num_boost_round=t.booster.n_estimators,
+                            evals=[(dvalid, "valid")], early_stopping_rounds=t.booster.early_stopping_rounds,
+                            verbose_eval=False)
+        fits[name] = {"seconds": time.perf_counter() - t0, "best_iteration": booster.best_iteration}
+    out["train_native"] = {"seconds": sum(f["seconds"] for f in fits.values()), "rows": len(ytr) + len(yva),
+                           "features": len(feats), "boosters": fits}
 
     # scoring: the champion's predictor on the active catalogue, in memory
     tracking.setup(cfg)
@@ -249,7 +257,8 @@ def report(size: str, n: int, stages: dict[str, Any], alt: dict[str, Any], threa
     fit = float((stages["train"]["info"] or {}).get("fit_seconds", stages["train"]["seconds"]))
     nat = alt["train_native"]["seconds"]
     rows_t = alt["train_native"]["rows"]
-    lines.append(f"| train (fit) | {fit:.1f} | native xgboost.train | {nat:.1f} | {fit / nat:.2f} | "
+    boosters = ", ".join(alt["train_native"].get("boosters", {"median": None}))
+    lines.append(f"| train (fit: {boosters}) | {fit:.1f} | native xgboost.train | {nat:.1f} | {fit / nat:.2f} | "
                  f"{rows_t / fit:,.0f} | {rows_t / nat:,.0f} | <= 1.3 at 1M |")
     lines.append(f"| train (whole job) | {stages['train']['seconds']:.1f} | native xgboost.train | {nat:.1f} | "
                  f"{stages['train']['seconds'] / nat:.2f} | | | |")
