@@ -1,5 +1,5 @@
-"""Helpers of the reliability tests: a tiny marketplace config, jobs run (and killed) in subprocesses, and table
-comparisons by content."""
+"""Helpers of the reliability tests: a tiny marketplace config, jobs run (and killed) in subprocesses, calls run
+in threads at one instant, and table comparisons by content."""
 
 from __future__ import annotations
 
