@@ -85,8 +85,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         summary.info["vs_noise_floor"] = round(metrics["rmsle"] / ev.noise_floor, 3)
     if ev.oracle:
         summary.info["vs_structured_oracle"] = round(metrics["rmsle"] / ev.oracle, 3)
-    if "test_rmsle_without_comparables" in ev.logged:
-        summary.info["test_rmsle_without_comparables"] = round(ev.logged["test_rmsle_without_comparables"], 4)
+    summary.info.update({k: round(v, 4) for k, v in ev.logged.items() if k.startswith("test_rmsle_without_")})
     summary.rows_out["model_version"] = version
     summary.task_values["model_version"] = version
     return summary.finish()

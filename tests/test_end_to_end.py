@@ -48,10 +48,15 @@ def test_champion_is_registered_with_metrics(cfg, workflow) -> None:
     assert metrics["test_rmsle"] < metrics["baseline_brand_category_shrunk_rmsle"]
     assert metrics["test_rmsle"] < metrics["baseline_category_condition_median_rmsle"]
     assert metrics["interval_hi"] > 0 and metrics["interval_lo"] < 0
-    # train.ablation is on in the shared workflow: the comparable features' worth, from a refit without them.
-    assert metrics["test_rmsle_delta_comparables"] == pytest.approx(
-        metrics["test_rmsle"] - metrics["test_rmsle_without_comparables"])
-    assert metrics["test_rmsle_without_comparables"] < metrics["baseline_global_median_rmsle"]
+    # train.ablation is on in the shared workflow: each feature group's worth, from a refit without it.
+    for group in ("comparables", "brand_premium"):
+        assert metrics[f"test_rmsle_delta_{group}"] == pytest.approx(
+            metrics["test_rmsle"] - metrics[f"test_rmsle_without_{group}"])
+        assert metrics[f"test_rmsle_without_{group}"] < metrics["baseline_global_median_rmsle"]
+    with open(client.download_artifacts(mv.run_id, "ablation.md")) as fh:
+        table = fh.read().splitlines()
+    assert table[2:] == [f"| {g} | {metrics[f'test_rmsle_without_{g}']:.4f} | {metrics['test_rmsle']:.4f} | "
+                         f"{metrics[f'test_rmsle_delta_{g}']:+.4f} |" for g in ("brand_premium", "comparables")]
     assert mv.tags["promotion_decision"] == "promoted"
     assert mv.tags["sanity"] == "passed"
 

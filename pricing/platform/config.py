@@ -408,7 +408,11 @@ class FeaturesConfig(_Section):
     sold_within_days: int = Field(default=30, ge=1)
     """Label: sold within N days of listing."""
     shrinkage_k: float = Field(default=20.0, ge=0)
-    """market_stats: pseudo-sales of the parent segment mixed into each segment's statistics."""
+    """market_stats: pseudo-sales of the parent segment mixed into each segment's statistics; the brand premium
+    (training_set): pseudo-sales at premium 0 mixed into each brand's."""
+    brand_window_days: int = Field(default=365, ge=1)
+    """The brand premium (training_set's ``mkt_brand_premium``) reads the brand's sales in this many days before
+    each listing."""
     incremental: bool = True
     """Process only data ingested since each table's watermark; false rebuilds every table in full."""
     comparables: bool = True
@@ -515,9 +519,10 @@ class TrainConfig(_Section):
     booster: BoosterConfig = Field(default_factory=BoosterConfig)
     """The median booster (and the demand model's value boosters, which follow the price model's recipe)."""
     ablation: bool = False
-    """Also refit the median booster without the comparable-sales features, on the same split and params, and log
-    what they are worth (``test_rmsle_without_comparables``).  One more distributed fit, so off in the scheduled
-    workflow; on for an explicit evaluation run (``--set train.ablation=true``)."""
+    """Also refit the median booster without each group of features (the brand premium, the comparable sales), on
+    the same split and params, and log what each is worth (``test_rmsle_without_<group>``, ``ablation.md``).  One
+    more distributed fit per group, so off in the scheduled workflow; on for an explicit evaluation run
+    (``--set train.ablation=true``)."""
     intervals: Literal["conformal", "quantile", "cqr"] = "cqr"
     """How p10/p90 are made: ``cqr``, two more boosters with ``reg:quantileerror`` for p10 and p90, each side
     then shifted by split-conformal adjustments from the calibration window (per ``interval_segment``), so the

@@ -8,6 +8,7 @@ from typing import cast
 
 import mlflow
 
+from features.training_set import FEATURE_GROUPS
 from pricing.platform.config import Config
 from pricing.platform.tables import TableRef
 from pricing.price_model import plots
@@ -36,7 +37,8 @@ def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dic
         f"{split.end:%Y-%m-%d %H:%M} ({rows['test']:,}), beside the promotion gate's own holdout of the same "
         f"weeks ({rows['holdout']:,}; sanity checks and promotion read only these)",
         f"- Features ({len(predictor.features)}): listing attributes, seller history strictly before listing time,"
-        " text flags, market stats as of the listing day", "",
+        " text flags, market stats as of the listing day, the brand's price premium across categories from its "
+        "sales before listing time" + (", comparable sales" if cfg.features.comparables else ""), "",
         "## Model",
         f"- xgboost.spark, `reg:squarederror` on log1p(price), {cfg.train.num_workers} workers, "
         f"best iteration {predictor.median.best_iteration if hasattr(predictor.median, 'best_iteration') else 'n/a'}"
@@ -68,8 +70,11 @@ def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dic
               "| segment | value | rows | coverage |", "|---|---|---|---|",
               *[f"| {r.segment} | {r.value} | {r.rows:,} | {r.coverage_80:.3f} |"
                 for r in min_segment_coverage(seg, cfg.promote.min_segment_rows).itertuples()],
-              "", "Full table: `segment_metrics.csv`.", "",
-              "## Sanity", "", "passed" if not problems else "\n".join(f"- {p}" for p in problems), "",
+              "", "Full table: `segment_metrics.csv`.", ""]
+    if any(k.startswith("test_rmsle_without_") for k in ev.logged):
+        lines += ["## Ablation (`train.ablation`: the median refitted without each feature group)", "",
+                  ablation_table(ev.logged)]
+    lines += ["## Sanity", "", "passed" if not problems else "\n".join(f"- {p}" for p in problems), "",
               "## Known limits",
               f"- Trained and judged on listings that sold within {split.horizon_days} days: unsold items (priced "
               "too high) are not labels, so suggestions for unusual items lean on their segment's sold prices, and "
@@ -93,10 +98,23 @@ def _range_text(cfg: Config, iv: Intervals) -> str:
     return f", split-conformal{where}: p10 = p50 x exp({lo:+.3f}), p90 = p50 x exp({hi:+.3f}) globally"
 
 
+def ablation_table(metrics: dict[str, float]) -> str:
+    """The ablation (``train.ablation``) as a Markdown table, ``ablation.md`` in the run: each feature group's
+    effect on test RMSLE (the refit without it against the model)."""
+    groups = [g for g in FEATURE_GROUPS if f"test_rmsle_without_{g}" in metrics]
+    lines = ["| without | test RMSLE | model's | effect of the group |", "|---|---|---|---|"]
+    lines += [f"| {g} | {metrics[f'test_rmsle_without_{g}']:.4f} | {metrics['test_rmsle']:.4f} | "
+              f"{metrics[f'test_rmsle_delta_{g}']:+.4f} |" for g in groups]
+    return "\n".join(lines) + "\n"
+
+
 def log_report(tmp: Path, ev: Evaluation, predictor: PricePredictor) -> None:
     """Into the active MLflow run: ``segment_metrics.csv`` (and as a table), ``feature_importance.json`` (total
-    gain, largest first) and the plots (importance, residuals, calibration, segment RMSLE); files go via ``tmp``."""
+    gain, largest first), the plots (importance, residuals, calibration, segment RMSLE) and, with
+    ``train.ablation``, ``ablation.md``; files go via ``tmp``."""
     test, seg = ev.test, ev.segments
+    if any(k.startswith("test_rmsle_without_") for k in ev.logged):
+        mlflow.log_text(ablation_table(ev.logged), "ablation.md")
     seg.to_csv(tmp / "segment_metrics.csv", index=False)
     mlflow.log_artifact(str(tmp / "segment_metrics.csv"))
     mlflow.log_table(seg, "segment_metrics.json")

@@ -22,7 +22,7 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.training_set import MODEL_FEATURES, model_features
+from features.training_set import FEATURE_GROUPS, MODEL_FEATURES, model_features
 from pricing.platform import catalog, delta_io
 from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError, ModelGateError
@@ -266,13 +266,13 @@ def fit_predictor(spark: SparkSession, cfg: Config, split: Split, data: DataFram
     return PricePredictor(feats, median, Intervals("conformal", seg_feature, offsets, bands)), history, fit_s
 
 
-def rmsle_without_comparables(spark: SparkSession, cfg: Config, split: Split, params: dict[str, Any]) -> float:
-    """Ablation for the comparable-sales features: a second median booster on the same split and with the same
-    params, without the ``cmp_*`` columns; its test RMSLE (log scale, as ``test_rmsle``).  Evaluation only:
-    nothing of it is registered."""
+def rmsle_without(spark: SparkSession, cfg: Config, split: Split, params: dict[str, Any],
+                  dropped: tuple[str, ...]) -> float:
+    """Ablation: a second median booster on the same split and with the same params, without the ``dropped``
+    features; its test RMSLE (log scale, as ``test_rmsle``).  Evaluation only: nothing of it is registered."""
     from pricing.price_model.metrics import rmsle
 
-    feats = model_features(False)
+    feats = tuple(f for f in features_of(cfg) if f not in dropped)
     data = assemble(split, feats)
     try:
         booster = fit(spark, cfg, data, params, features=feats)[1]
@@ -280,6 +280,17 @@ def rmsle_without_comparables(spark: SparkSession, cfg: Config, split: Split, pa
         data.unpersist()
     test = score_with_labels(split.test, PricePredictor(feats, booster, Intervals("conformal")))
     return rmsle(test["label"].to_numpy(), test["p50_log"].to_numpy())
+
+
+def ablation(spark: SparkSession, cfg: Config, split: Split, params: dict[str, Any], rmsle: float) -> dict[str, float]:
+    """``test_rmsle_without_<group>`` and ``test_rmsle_delta_<group>`` (the model's test RMSLE less the refit's:
+    negative when the group helps) for each of :data:`FEATURE_GROUPS` the model reads."""
+    out: dict[str, float] = {}
+    for group, dropped in FEATURE_GROUPS.items():
+        if set(dropped) & set(features_of(cfg)):
+            out[f"test_rmsle_without_{group}"] = rmsle_without(spark, cfg, split, params, dropped)
+            out[f"test_rmsle_delta_{group}"] = rmsle - out[f"test_rmsle_without_{group}"]
+    return out
 
 
 def sanity(metrics: dict[str, float], best_baseline: float, cfg: Config, frame: pd.DataFrame) -> list[str]:
@@ -493,8 +504,8 @@ def min_segment_coverage(seg: pd.DataFrame, min_rows: int) -> pd.DataFrame:
 
 def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePredictor, params: dict[str, Any],
              prepare_s: float, fit_s: float) -> Evaluation:
-    """Test metrics against the baselines and the noise floor, per segment, the comparables ablation (when
-    ``train.ablation`` and ``features.comparables``; it refits a median booster with ``params``), the run's metrics (with
+    """Test metrics against the baselines and the noise floor, per segment, the ablation (when ``train.ablation``:
+    a median booster refitted with ``params`` without each of :data:`FEATURE_GROUPS`), the run's metrics (with
     ``prepare_s`` and ``fit_s``), and the sanity checks, which read the gate's holdout, never the test rows."""
     t = cfg.train
     tiers = brand_tiers(split.train, t.brand_tier_min_sales)
@@ -530,8 +541,7 @@ def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePre
         g_lo, g_hi = predictor.intervals.offsets[ALL]
         logged.update({"interval_offset_lo": g_lo, "interval_offset_hi": g_hi,
                        "interval_segments": float(len(predictor.intervals.offsets) - 1)})
-    if t.ablation and cfg.features.comparables:  # the comparable features' worth, on the same split and params
-        logged["test_rmsle_without_comparables"] = rmsle_without_comparables(spark, cfg, split, params)
-        logged["test_rmsle_delta_comparables"] = metrics["rmsle"] - logged["test_rmsle_without_comparables"]
+    if t.ablation:  # each feature group's worth, on the same split and params
+        logged.update(ablation(spark, cfg, split, params, metrics["rmsle"]))
     problems = sanity(h_metrics, logged["holdout_best_baseline_rmsle"], cfg, holdout)
     return Evaluation(test, metrics, base, seg, floor, logged, problems, oracle)

@@ -82,11 +82,13 @@ def test_the_training_set_takes_the_row_stamped_at_listing_time(spark) -> None:
                  listing_features.SPEC)
     stats = spark.createDataFrame([], market_stats.SPEC.schema)
     cmp = _compute(spark)
-    got = training_set.compute(feats, stats, listings, 30, comparables=cmp).select(
+    got = training_set.compute(feats, stats, listings, 30, shrinkage_k=20.0, brand_window_days=365,
+                               comparables=cmp).select(
         "listing_id", *comparables.MODEL_FEATURES)
     expected = _row(spark, [(1, T, 4, 1, 10.0, 2, 20.0, 0.75)]).drop("as_of")
     assert_df_equality(got, expected, ignore_nullable=True)
-    without = training_set.compute(feats, stats, listings, 30).select(*comparables.MODEL_FEATURES).first()
+    without = training_set.compute(feats, stats, listings, 30, shrinkage_k=20.0, brand_window_days=365).select(
+       *comparables.MODEL_FEATURES).first()
     assert all(v is None for v in without)
     assert set(comparables.MODEL_FEATURES) <= set(training_set.MODEL_FEATURES)
     assert not set(comparables.MODEL_FEATURES) & set(training_set.model_features(False))

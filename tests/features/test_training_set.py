@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from chispa import assert_df_equality
@@ -11,6 +12,8 @@ from features import listing_features, market_stats, training_set
 from features.asof import as_of_join
 
 T0 = datetime(2025, 3, 10, 10, 0, 0)
+BRAND = {"shrinkage_k": 20.0, "brand_window_days": 365}
+"""The brand premium's settings where a test is not about it."""
 
 
 def test_as_of_join_never_picks_a_later_row(spark) -> None:
@@ -64,7 +67,7 @@ def test_training_rows_take_features_as_of_listing_time(spark, cfg) -> None:
     stats = _pad(spark.createDataFrame(stats_rows, "level string, brand string, category string, "
                                                    "condition string, as_of timestamp, p50_30d double"),
                  market_stats.SPEC)
-    got = training_set.compute(feats, stats, listings, sold_within_days=30).select(
+    got = training_set.compute(feats, stats, listings, sold_within_days=30, **BRAND).select(
         "listing_id", "snapshot", "mkt_bc_p50_30d", "mkt_cc_p50_30d", "sold_price", "sold_within_days")
     expected = spark.createDataFrame([(1, "listed", 11.0, 12.0, 30.0, 1), (2, "listed", 7.0, 12.0, None, 0)],
                                      "listing_id long, snapshot string, mkt_bc_p50_30d double, "
@@ -76,4 +79,50 @@ def test_a_sale_at_or_before_listing_time_is_never_a_label(spark) -> None:
     listings = _listing_rows(spark, [(1, T0, "nike", "tops", "good", 30.0, T0, "sold")])
     feats = _pad(spark.createDataFrame([(1, T0)], "listing_id long, as_of timestamp"), listing_features.SPEC)
     stats = spark.createDataFrame([], market_stats.SPEC.schema)
-    assert training_set.compute(feats, stats, listings, sold_within_days=30).count() == 0
+    assert training_set.compute(feats, stats, listings, sold_within_days=30, **BRAND).count() == 0
+
+
+def _brand_world(spark):
+    """Listings (brand, created, sold price, sold at) around T0, and one category x condition median of 9.0 on
+    each listing day, so a sale at 99.0 has the log ratio ln(100 / 10) = ln 10, and one at 9.0 the ratio 0."""
+    d = timedelta(days=1)
+    rows = [
+        (1, "nike", T0 - 5 * d, 99.0, T0 - 2 * d),   # counts for listing 5: ratio ln 10
+        (2, "nike", T0 - 5 * d, 999.0, T0),          # sold at listing 5's time itself: never counts for it
+        (3, "nike", T0 - 30 * d, 999.0, T0 - 20 * d),  # before the 10-day window
+        (4, "adidas", T0 - 5 * d, 999.0, T0 - d),    # another brand
+        (5, "nike", T0, None, None),
+        (6, None, T0, None, None),
+        (7, None, T0 - 5 * d, 99.0, T0 - d),         # unbranded items are one brand of their own
+        (8, "puma", T0, None, None),                 # no sales yet: premium 0
+        (9, "nike", T0 - 5 * d, 9.0, T0 - d),        # counts for listing 5: ratio 0
+    ]
+    listings = spark.createDataFrame(
+        [(i, t, b, "tops", "good", p, s, "active" if s is None else "sold") for i, b, t, p, s in rows],
+        "listing_id long, created_at timestamp, brand string, category string, condition string, "
+        "sold_price double, sold_at timestamp, status string")
+    days = sorted({t.replace(hour=0) for _, _, t, _, _ in rows})
+    stats = _pad(spark.createDataFrame([("category_condition", "tops", "good", day, 9.0) for day in days],
+                                       "level string, category string, condition string, as_of timestamp, "
+                                       "p50_90d double"), market_stats.SPEC)
+    return listings, stats
+
+
+def test_the_brand_premium_reads_only_the_brands_earlier_sales_in_its_window(spark) -> None:
+    listings, stats = _brand_world(spark)
+    queries = listings.select("listing_id", F.col("created_at").alias("as_of"),
+                              F.coalesce("brand", F.lit(market_stats.NO_BRAND)).alias("_brand"))
+    got = training_set.brand_premium(queries, listings, stats, shrinkage_k=2.0, window_days=10)
+    ln10 = math.log(10.0)
+    expected = spark.createDataFrame(
+        [(1, 0.0, 0), (2, 0.0, 0), (3, 0.0, 0), (4, 0.0, 0), (5, (ln10 + 0.0) / (2 + 2), 2), (6, ln10 / (1 + 2), 1),
+         (7, 0.0, 0), (8, 0.0, 0), (9, 0.0, 0)],
+        "listing_id long, mkt_brand_premium double, mkt_brand_sales long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True, allow_nan_equality=False)
+    # the training set carries the same values, for every listing
+    feats = _pad(listings.select("listing_id", F.col("created_at").alias("as_of"), F.lit("listed").alias("snapshot")),
+                 listing_features.SPEC)
+    rows = training_set.compute(feats, stats, listings, sold_within_days=30, shrinkage_k=2.0, brand_window_days=10)
+    assert_df_equality(rows.select("listing_id", *training_set.BRAND_FEATURES), expected, ignore_row_order=True,
+                       ignore_nullable=True)
+    assert set(training_set.BRAND_FEATURES) <= set(training_set.MODEL_FEATURES)

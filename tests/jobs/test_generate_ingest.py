@@ -170,7 +170,9 @@ def test_incremental_feature_build_equals_a_full_rebuild(spark, tiny, runs) -> N
     full_lf = listing_features.compute(listings, sales, read("bronze.price_changes_raw"))
     full_ms = market_stats.compute(listings, sales, tiny.features.shrinkage_k)
     full_cmp = comparables.compute(listings, sales, read(product_matches.MATCHES_SPEC.name), tiny.features.comparables_k)
-    full_ts = training_set.compute(full_lf, full_ms, listings, tiny.features.sold_within_days, comparables=full_cmp)
+    full_ts = training_set.compute(full_lf, full_ms, listings, tiny.features.sold_within_days,
+                                   shrinkage_k=tiny.features.shrinkage_k,
+                                   brand_window_days=tiny.features.brand_window_days, comparables=full_cmp)
     assert full_cmp.where("cmp_product_sold > 0").count() > 0  # the comparison covers real comparables
     for spec, full in ((listing_features.SPEC, full_lf), (market_stats.SPEC, full_ms), (comparables.SPEC, full_cmp),
                        (training_set.SPEC, full_ts)):
