@@ -27,7 +27,7 @@ from pyspark.sql import types as T
 
 from features import comparables as comparables_spec
 from features import market_stats
-from features.asof import MICROS_PER_DAY, as_of_join, rows_to_rebuild, window_before
+from features.asof import as_of_join, rows_to_rebuild, window_before
 from features.listing_features import MODEL_FEATURES as LISTING_MODEL_FEATURES
 from features.listing_features import SPEC as LISTING_SPEC
 from features.spec import FeatureSpec
@@ -109,14 +109,21 @@ def brand_premium(queries: DataFrame, listings: DataFrame, stats: DataFrame, shr
               .where(F.col("_ref") > 0)
               .select("_brand", F.col("sold_at").alias("_t"), F.lit(None).cast("long").alias("listing_id"),
                       (F.log1p("sold_price") - F.log1p("_ref")).alias("_ratio")))
-    asks = queries.select("_brand", F.col("as_of").alias("_t"), "listing_id", F.lit(None).cast("double").alias("_ratio"))
-    w = window_before(["_brand"], "_t", window_days * MICROS_PER_DAY)
-    n = F.count("_ratio").over(w)
-    return (ratios.unionByName(asks)
-            .withColumn("mkt_brand_sales", n)
-            .withColumn("mkt_brand_premium", F.when(n > 0, F.sum("_ratio").over(w) / (n + F.lit(shrinkage_k)))
-                        .otherwise(F.lit(0.0)))
-            .where(F.col("listing_id").isNotNull())
+    # A window's sum is the running sum at as_of less the running sum at as_of - window_days: running sums
+    # (unbounded preceding) cost one pass per brand, where Spark's sliding range frame re-adds its whole frame for
+    # every row (quadratic in a large brand's sales).
+    start = F.col("as_of") - F.make_interval(days=F.lit(window_days))
+    asks = [queries.select("_brand", t.alias("_t"), "listing_id", F.lit(None).cast("double").alias("_ratio"),
+                           F.lit(sign).alias("_sign")) for t, sign in ((F.col("as_of"), 1), (start, -1))]
+    w = window_before(["_brand"], "_t")
+    running = (ratios.withColumn("_sign", F.lit(0)).unionByName(asks[0]).unionByName(asks[1])
+               .withColumn("_n", F.count("_ratio").over(w))
+               .withColumn("_s", F.coalesce(F.sum("_ratio").over(w), F.lit(0.0)))
+               .where(F.col("listing_id").isNotNull()))
+    n, total = F.sum(F.col("_sign") * F.col("_n")), F.sum(F.col("_sign") * F.col("_s"))
+    return (running.groupBy("listing_id")
+            .agg(n.alias("mkt_brand_sales"), F.when(n > 0, total / (n + F.lit(shrinkage_k))).otherwise(F.lit(0.0))
+                 .alias("mkt_brand_premium"))
             .select("listing_id", "mkt_brand_premium", "mkt_brand_sales"))
 
 

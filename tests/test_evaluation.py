@@ -10,9 +10,11 @@ from pricing.price_model.evaluation import (
     RARE_BRAND,
     UNBRANDED,
     baseline_predictions,
+    behind_a_baseline,
     brand_tiers,
     noise_floor,
     segment_metrics,
+    with_baselines,
     with_segments,
 )
 from pricing.price_model.metrics import rmsle
@@ -63,6 +65,22 @@ def test_segment_metrics_are_computed_within_each_segment() -> None:
     assert seg.loc["b", "rmsle"] == pytest.approx(rmsle(y[2:], p[2:]))
     # 3.0 lies above [1.0, 2.5]: one of segment b's two rows is outside its range
     assert seg.loc["b", "coverage_80"] == pytest.approx(0.5)
+
+
+def test_each_segment_is_judged_against_its_best_baseline_in_hindsight() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    p = np.array([1.1, 2.1, 3.5, 4.5, 5.0])
+    frame = pd.DataFrame({"label": y, "p10_log": p - 1, "p50_log": p, "p90_log": p + 1,
+                          "cat": ["a", "a", "b", "b", "b"]})
+    preds = {"flat": np.full(5, 3.0), "close": y + np.array([0.5, 0.5, 0.1, 0.1, 0.1])}
+    seg = with_baselines(segment_metrics(frame, ["cat"]), frame, preds, ["cat"]).set_index("value")
+    # a: the model (0.1 off) beats both; b: "close" (0.1 off) beats the model (0.5, 0.5, 0 off)
+    assert seg.loc["a", "best_baseline"] == "close" and seg.loc["a", "best_baseline_rmsle"] == pytest.approx(0.5)
+    assert seg.loc["b", "best_baseline"] == "close" and seg.loc["b", "best_baseline_rmsle"] == pytest.approx(0.1)
+    assert behind_a_baseline(seg.reset_index(), min_rows=3)["value"].tolist() == ["b"]
+    assert behind_a_baseline(seg.reset_index(), min_rows=4).empty
+    # a segment defined by the outcome (the sold-price band) is reported, never counted
+    assert behind_a_baseline(seg.reset_index().assign(segment="price_band"), min_rows=3).empty
 
 
 def test_noise_floor_is_the_error_left_when_fair_value_and_seller_markup_are_known() -> None:

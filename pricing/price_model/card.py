@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import cast
 
 import mlflow
+import pandas as pd
 
 from features.training_set import FEATURE_GROUPS
 from pricing.platform.config import Config
 from pricing.platform.tables import TableRef
 from pricing.price_model import plots
+from pricing.price_model.evaluation import behind_a_baseline
 from pricing.price_model.predictor import ALL, Intervals, PricePredictor
 from pricing.price_model.training import Evaluation, Split, min_segment_coverage
 
@@ -70,6 +72,10 @@ def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dic
               "| segment | value | rows | coverage |", "|---|---|---|---|",
               *[f"| {r.segment} | {r.value} | {r.rows:,} | {r.coverage_80:.3f} |"
                 for r in min_segment_coverage(seg, cfg.promote.min_segment_rows).itertuples()],
+              "", f"Segments known at listing time (>= {cfg.promote.min_segment_rows} test rows) where a baseline, the "
+              "best on that segment in hindsight, is as good or better: " + _behind_text(seg, cfg.promote.min_segment_rows)
+              + ". (Price bands are left out: they are defined by the sold price, and a constant inside a band beats "
+              "any model within it; `segment_metrics.csv` has every segment's best baseline.)",
               "", "Full table: `segment_metrics.csv`.", ""]
     if any(k.startswith("test_rmsle_without_") for k in ev.logged):
         lines += ["## Ablation (`train.ablation`: the median refitted without each feature group)", "",
@@ -84,6 +90,13 @@ def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dic
               "- The suggestion is made at listing time; it does not use the seller's asking price.",
               "- Market stats shift with seasons: retrain at least monthly."]
     return "\n".join(lines) + "\n"
+
+
+def _behind_text(seg: pd.DataFrame, min_rows: int) -> str:
+    behind = behind_a_baseline(seg, min_rows)
+    return "none" if behind.empty else "; ".join(
+        f"{r['segment']} {r['value']} ({r['rmsle']:.4f} against {str(r['best_baseline']).replace('_', ' ')} "
+        f"{r['best_baseline_rmsle']:.4f})" for r in behind.to_dict("records"))
 
 
 def _range_text(cfg: Config, iv: Intervals) -> str:

@@ -32,10 +32,12 @@ from pricing.price_model.evaluation import (
     SEGMENTS,
     baseline_metrics,
     baseline_predictions,
+    behind_a_baseline,
     brand_tiers,
     noise_floor,
     overall_metrics,
     segment_metrics,
+    with_baselines,
     with_segments,
 )
 from pricing.price_model.predictor import (
@@ -511,8 +513,9 @@ def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePre
     tiers = brand_tiers(split.train, t.brand_tier_min_sales)
     test = with_segments(score_with_labels(split.test, predictor, EVAL_COLS), tiers)
     metrics = overall_metrics(test, t.quantiles)
-    base = baseline_metrics(test, baseline_predictions(split.train, test, cfg.features.shrinkage_k))
-    seg = segment_metrics(test, SEGMENTS, t.quantiles)
+    preds = baseline_predictions(split.train, test, cfg.features.shrinkage_k)
+    base = baseline_metrics(test, preds)
+    seg = with_baselines(segment_metrics(test, SEGMENTS, t.quantiles), test, preds)
     floor = simulator_noise_floor(spark, cfg, split, test)
     holdout = score_with_labels(split.holdout, predictor, EVAL_COLS)
     h_metrics = overall_metrics(holdout, t.quantiles)
@@ -524,6 +527,7 @@ def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePre
                    "holdout_best_baseline_rmsle": min(v["rmsle"] for v in h_base.values())})
     logged.update({"prepare_seconds": prepare_s, "fit_seconds": fit_s,
                    "best_iteration": float(getattr(predictor.median, "best_iteration", -1))})
+    logged["test_segments_behind_a_baseline"] = float(len(behind_a_baseline(seg, cfg.promote.min_segment_rows)))
     weakest = min_segment_coverage(seg, cfg.promote.min_segment_rows)
     logged.update({f"test_coverage_80_min_{dim}": float(cov)
                    for dim, cov in zip(weakest["segment"], weakest["coverage_80"], strict=True)})
