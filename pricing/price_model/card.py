@@ -93,10 +93,12 @@ def model_card(cfg: Config, ref: TableRef, version: int, split: Split, rows: dic
 
 
 def _behind_text(seg: pd.DataFrame, min_rows: int) -> str:
+    """At most five, so that the card stays a short registry description."""
     behind = behind_a_baseline(seg, min_rows)
-    return "none" if behind.empty else "; ".join(
+    text = "none" if behind.empty else "; ".join(
         f"{r['segment']} {r['value']} ({r['rmsle']:.4f} against {str(r['best_baseline']).replace('_', ' ')} "
-        f"{r['best_baseline_rmsle']:.4f})" for r in behind.to_dict("records"))
+        f"{r['best_baseline_rmsle']:.4f})" for r in behind.head(5).to_dict("records"))
+    return text + (f"; and {len(behind) - 5} more" if len(behind) > 5 else "")
 
 
 def _range_text(cfg: Config, iv: Intervals) -> str:
