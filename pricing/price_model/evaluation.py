@@ -22,8 +22,8 @@ PRICE_BANDS = (0.0, 10.0, 25.0, 50.0, 100.0, float("inf"))
 SEGMENTS = ("category", "brand_tier", "price_band", "condition", "seller_type")
 """The segment dimensions every evaluation reports."""
 OUTCOME_SEGMENTS = ("price_band",)
-"""Segments defined by the sold price itself: within one, a constant near the band beats any model (the global
-median, about 18, sits inside 10-25), so the per-segment baseline test (:func:`behind_a_baseline`) leaves them out.
+"""Segments defined by the sold price itself: within one, a constant inside the band (a global median that happens
+to fall in it) beats any model, so the per-segment baseline test (:func:`behind_a_baseline`) leaves them out.
 Their metrics are reported all the same."""
 UNBRANDED = "unbranded"
 RARE_BRAND = "rare brand"
