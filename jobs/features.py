@@ -34,7 +34,6 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     built_through = ingested_through(bronze) or "1970-01-01 00:00:00"
     summary.rows_in = {catalog.SILVER_LISTINGS.logical: listings.count(), catalog.SILVER_SALES.logical: sales.count()}
     params = {"sold_within_days": cfg.features.sold_within_days, "shrinkage_k": cfg.features.shrinkage_k,
-              "brand_window_days": cfg.features.brand_window_days,
               # training_set is rebuilt in full when an upstream table's definition changes
               "upstream": [listing_features.SPEC.fingerprint(), market_stats.SPEC.fingerprint()]}
     # Checked before any write: comparables need current product matches.
@@ -74,7 +73,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     build(training_set.SPEC, lambda since, touched: training_set.compute(
         feats, stats, listings, cfg.features.sold_within_days, shrinkage_k=cfg.features.shrinkage_k,
         brand_window_days=cfg.features.brand_window_days, since=since, touched=touched, comparables=cmp),
-        {"comparables": cmp_params})
+        {"comparables": cmp_params, "brand_window_days": cfg.features.brand_window_days})
     for spec in (*specs, training_set.SPEC):
         ref = table(cfg, spec.name)
         summary.rows_out[spec.name] = delta_io.read(spark, ref).count()
