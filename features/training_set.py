@@ -139,12 +139,12 @@ def compute(features: DataFrame, stats: DataFrame, listings: DataFrame, sold_wit
     nothing ingested later than the rows left alone can change them.
     """
     base = rows_to_rebuild(listings.select("listing_id", F.col("created_at").alias("as_of"), "brand", "category",
-                                           "condition", "sold_price", "sold_at", "status"), "as_of", since, touched)
-    premium = brand_premium(base.select("listing_id", "as_of", F.coalesce("brand", F.lit(market_stats.NO_BRAND))
-                                        .alias("_brand")), listings, stats, shrinkage_k, brand_window_days)
+                                           "condition", "sold_price", "sold_at", "status"), "as_of", since, touched
+                           ).withColumn("_brand", F.coalesce("brand", F.lit(market_stats.NO_BRAND)))
+    premium = brand_premium(base.select("listing_id", "as_of", "_brand"), listings, stats, shrinkage_k,
+                            brand_window_days)
     feats = features.drop("brand", "category", "condition", "created_at").withColumnRenamed("as_of", "feature_as_of")
-    df = as_of_join(base.withColumn("_brand", F.coalesce("brand", F.lit(market_stats.NO_BRAND))), feats,
-                    ["listing_id"], "as_of", "feature_as_of", left_keys=["listing_id"])
+    df = as_of_join(base, feats, ["listing_id"], "as_of", "feature_as_of", left_keys=["listing_id"])
     for prefix, level in SEGMENTS.items():
         keys = list(market_stats.LEVELS[level])
         seg = stats.where(F.col("level") == level).select(
