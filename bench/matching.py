@@ -103,6 +103,7 @@ def world_eval(spark: SparkSession, base: Config, root: Path, n: int, world: str
     truth = listings.select("listing_id", "product_id")
     res = matching.match(listings.drop("product_id"), cfg.match)
     row: dict[str, Any] = {"listings": n, "world": world, "seed": seed, "listings_matched": res.keyed,
+                           "brands_inferred": res.brands_inferred,
                            **{f"pair_{k}": v for k, v in matching.pair_scores(res.pairs, truth).items()}}
     row.update({f"cluster_{k}": v for k, v in matching.cluster_scores(
         matching.clusters(res, cfg.match.max_cluster_iterations), truth).items()})
@@ -118,15 +119,17 @@ def worlds_report(rows: list[dict[str, Any]], cfg: Config, tune_seed: int, png: 
              f"The matcher (`pricing.matching.products.match`, threshold {m.threshold}, {m.num_bands} bands x "
              f"{m.rows_per_band} rows) on the standard simulated world and on the hard one (`simulator.world: "
              f"hard`: held-out vocabulary, titles without brand or model number, other size formats, namesakes "
-             f"under other brands, lots and accessories; `pricing/world/hard.py`).  "
+             f"under other brands, lots and accessories; `pricing/world/hard.py`).  Brands inferred: listings without "
+             f"a brand attribute given one from their titles (`match.infer_brand`: {m.infer_brand}).  "
              + (f"Rules and thresholds were chosen looking at seed {tune_seed} only; the other seed is the report."
                 if tune_seed >= 0 else "Rules and thresholds were chosen on another seed (42); every row is a "
                 "report."), "",
-             "| world | seed | role | listings | matched | pair precision | pair recall | pair predicted | "
-             "cluster precision | cluster recall |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| world | seed | role | listings | matched | brands inferred | pair precision | pair recall | "
+             "pair predicted | cluster precision | cluster recall |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         role = "tuning" if r["seed"] == tune_seed else "report"
         lines.append(f"| {r['world']} | {r['seed']} | {role} | {r['listings']:,} | {r['listings_matched']:,} | "
+                     f"{r['brands_inferred']:,} | "
                      f"{r['pair_precision']:.4f} | {r['pair_recall']:.4f} | {int(r['pair_predicted_pairs']):,} | "
                      f"{r['cluster_precision']:.4f} | {r['cluster_recall']:.4f} |")
     lines += ["", f"![precision-recall curves]({png})"]

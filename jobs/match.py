@@ -34,7 +34,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     truth = truth_of(spark, cfg)
     built = build(spark, cfg, listings, mark, truth)
     summary.tables.update(built.versions)
-    summary.rows_out.update({"listings matched": built.keyed, MATCHES_SPEC.name: built.pairs,
+    summary.rows_out.update({"listings matched": built.keyed, "brands inferred": built.brands_inferred,
+                             MATCHES_SPEC.name: built.pairs,
                              "same-product pairs": built.same_product_pairs // 2,
                              CLUSTERS_SPEC.name: built.clustered_listings, "clusters": built.clusters})
     summary.info["match_seconds"] = round(built.seconds, 1)
@@ -45,7 +46,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         mlflow.log_params({f"match.{k}": v for k, v in cfg.match.model_dump(mode="json").items()})
         mlflow.log_params({"listings": summary.rows_in[catalog.SILVER_LISTINGS.logical], "built_through": mark,
                            "simulator.world": cfg.simulator.world, "simulator.seed": cfg.simulator.seed})
-        mlflow.log_metrics({"listings_matched": built.keyed, "groups": built.groups, "pairs": built.pairs,
+        mlflow.log_metrics({"listings_matched": built.keyed, "brands_inferred": built.brands_inferred,
+                            "groups": built.groups, "pairs": built.pairs,
                             "same_product_pairs": built.same_product_pairs / 2, "clusters": built.clusters,
                             "clustered_listings": built.clustered_listings, "match_seconds": built.seconds})
         if scores:

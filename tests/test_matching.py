@@ -161,6 +161,42 @@ def test_generic_words_are_learned_from_the_listings_as_of_each_pair(spark) -> N
     assert learned == [("mustard", T0 + timedelta(hours=3), "yellow", T0 + timedelta(hours=19))]
 
 
+def test_a_listing_without_a_brand_takes_the_brand_its_title_or_its_model_words_show_before_it(spark) -> None:
+    # Listings 4 and 5 have no brand attribute: 4's title names Kalo; 5's model word "vemora" was written only
+    # under Kalo before it.  No other is inferred: "sorin" (6) and "tavi orsa" (10) are first written under a
+    # brand after those listings (no look-ahead); "lunix" (9) under two brands (a namesake is no evidence);
+    # "vemora" in bags (11) was never written in that category; "white trainers" (12) has no evidence words.
+    rows = [(1, "Kalo", "footwear", "white", "Kalo Vemora 90 white trainers"),
+            (2, "Kalo", "footwear", "white", "Vemora 90 white trainers size 8"),
+            (3, "Zeta", "footwear", "black", "Zeta Lunix black trainers"),
+            (4, None, "footwear", "white", "kalo vemora 90 WHITE trainers uk 9"),
+            (5, None, "footwear", "white", "Vemora 90 white trainers"),
+            (6, None, "footwear", "black", "Sorin black trainers"),
+            (7, "Moka", "footwear", "black", "Moka Sorin black trainers"),
+            (8, "Doru", "footwear", "black", "Doru Lunix 2 black trainers"),
+            (9, None, "footwear", "black", "Lunix black trainers"),
+            (10, None, "footwear", "black", "Tavi Orsa black trainers"),
+            (11, None, "bags", "white", "Vemora white bag"),
+            (12, None, "footwear", "white", "white trainers"),
+            (13, "Tavi", "footwear", "black", "Tavi Orsa black trainers")]
+    df = spark.createDataFrame([(i, T0 + timedelta(hours=i), b, c, "trainers" if c == "footwear" else "bags", col, t)
+                                for i, b, c, col, t in rows], SCHEMA)
+    got = matching.inferred_brands(df, matching.vocabulary(df))
+    assert_df_equality(got, spark.createDataFrame([(4, "Kalo"), (5, "Kalo")], "listing_id long, brand string"),
+                       ignore_row_order=True, ignore_nullable=True)
+    # So 4 and 5 are matched to Kalo's listings of the product; without the inference they are not keyed.
+    res = matching.match(df, MatchConfig())
+    same = {(r.listing_id, r.matched_listing_id) for r in res.pairs.where("same_product AND listing_id < matched_listing_id")
+            .collect()}
+    res.release()
+    assert same == {(1, 2), (1, 4), (1, 5), (2, 4), (2, 5), (4, 5)}
+    res = matching.match(df, MatchConfig(infer_brand=False))
+    same = {(r.listing_id, r.matched_listing_id) for r in res.pairs.where("same_product AND listing_id < matched_listing_id")
+            .collect()}
+    res.release()
+    assert same == {(1, 2)}
+
+
 def test_simulated_colour_noise_never_names_a_sibling_colourway() -> None:
     # A seller's "near" colour for a colourway must never equal another colourway of the same line, nor the
     # near colour of one: otherwise the simulator itself would make two products indistinguishable.

@@ -33,6 +33,8 @@ class Built:
     groups: int
     seconds: float
     versions: dict[str, int]
+    brands_inferred: int = 0
+    """Listings without a brand attribute that matching gave one (``match.infer_brand``)."""
     curve: list[dict[str, float]] = field(default_factory=list)
     """Precision and recall of the same-product pairs per similarity threshold (:func:`matching.pr_curve`);
     empty without the truth."""
@@ -57,7 +59,7 @@ def build(spark: SparkSession, cfg: Config, listings: DataFrame, built_through: 
     c = first_row(delta_io.read(spark, table(cfg, CLUSTERS_SPEC.name)).agg(
         F.countDistinct("cluster_id").alias("clusters"), F.count("*").alias("listings")))
     return Built(int(m["pairs"]), int(m["same"]), int(c["clusters"]), int(c["listings"]), result.keyed,
-                 result.groups, seconds, versions, curve)
+                 result.groups, seconds, versions, result.brands_inferred, curve)
 
 
 def truth_of(spark: SparkSession, cfg: Config) -> DataFrame | None:

@@ -295,11 +295,18 @@ def jaccard(a: Column, b: Column) -> Column:
     return inter / (F.size(a) + F.size(b) - inter)
 
 
+def _titled(listings: DataFrame) -> DataFrame:
+    """Categorised listings with a title, branded or not: the normalised title and the brand's words (none
+    without a brand)."""
+    return (listings.where(F.col("category").isNotNull() & F.col("title").isNotNull())
+            .select("listing_id", "created_at", "brand", "category", "subcategory", "colour",
+                    normalise_title(F.col("title")).alias("_norm"),
+                    brand_words(F.coalesce(F.col("brand"), F.lit(""))).alias("_brand_words")))
+
+
 def _keyed(listings: DataFrame) -> DataFrame:
     """Branded, categorised listings with a title: the normalised title and the brand's words."""
-    return (listings.where(F.col("brand").isNotNull() & F.col("category").isNotNull() & F.col("title").isNotNull())
-            .select("listing_id", "created_at", "brand", "category", "subcategory", "colour",
-                    normalise_title(F.col("title")).alias("_norm"), brand_words(F.col("brand")).alias("_brand_words")))
+    return _titled(listings.where(F.col("brand").isNotNull()))
 
 
 def _listing_words(keyed: DataFrame) -> DataFrame:
@@ -311,6 +318,94 @@ def _listing_words(keyed: DataFrame) -> DataFrame:
             .where(F.length("word") > 0)
             .withColumn("_own_brand", _is_brand_word(F.col("word"), F.col("_brand_words")))
             .drop("_brand_words"))
+
+
+INFER_MIN_WORD_LENGTH = 3
+"""Title words shorter than this never name a brand or vote for one (``co``, ``uk``)."""
+INFER_MIN_LISTINGS = 2
+"""A brand's votes count once at least this many of its listings of the category wrote the word (one seller's
+stray word, ``blu``, is no evidence of a brand)."""
+
+
+def inferred_brands(listings: DataFrame, vocab: DataFrame) -> DataFrame:
+    """``listing_id, brand``: a brand for listings **without a brand attribute** (the seller left it empty),
+    inferred from their titles with what the branded listings created **at or before** each listing's time
+    show, so a listing's brand is known at its own time and never changes with later listings.
+
+    A listing's *evidence words* are its title's words that are not generic as of its time (``vocab``:
+    :func:`vocabulary`), not numbers, not stop words and at least :data:`INFER_MIN_WORD_LENGTH` long.
+
+    1. **Named**: the title names a brand when it holds every such word of the brand's name (``Kalo Studio``
+       needs both); of the brands named, the one with the most name words wins; a tie names none, and so does
+       a name another brand's listings of the category wrote as a model word (a model name that happens to
+       be a brand's name).
+    2. **Voted**: otherwise, each evidence word that branded listings of the same category used as a model word
+       (not their brand's, not generic at their time) votes for those listings' brands.  When the votes name
+       exactly one brand, and at least :data:`INFER_MIN_LISTINGS` of its listings wrote one of the words,
+       that is the listing's brand; a model name written under two brands (a namesake) or a word several
+       brands used is no evidence of either, and the listing stays unbranded.
+
+    Listings with a brand attribute, and those no rule decides, are not in the result.  Reads ``listing_id,
+    created_at, title, brand, category``."""
+    titled = _titled(listings)
+    v = F.broadcast(vocab.select("word", "generic", "since"))
+
+    def evidence(df: DataFrame) -> DataFrame:
+        """One row per listing and distinct evidence word: ``listing_id, created_at, brand, _b, _cat, word,
+        _own``."""
+        words = (df.select("listing_id", "created_at", "brand", F.lower("brand").alias("_b"),
+                           F.lower("category").alias("_cat"),
+                           "_brand_words", F.explode(F.array_distinct(F.split("_norm", " "))).alias("word"))
+                 .where((F.length("word") >= INFER_MIN_WORD_LENGTH) & ~F.col("word").rlike(r"^\d+$")
+                        & ~F.col("word").isin(*sorted(STOPWORDS))))
+        generic_then = (F.coalesce(F.col("generic"), F.lit(False))
+                        & F.coalesce(F.col("since") <= F.col("created_at"), F.lit(True)))
+        return (words.join(v, "word", "left").where(~generic_then)
+                .withColumn("_own", F.coalesce(_is_brand_word(F.col("word"), F.col("_brand_words")), F.lit(False)))
+                .drop("_brand_words", "generic", "since"))
+
+    branded = titled.where(F.col("brand").isNotNull())
+    bare = evidence(titled.where(F.col("brand").isNull())).select("listing_id", "created_at", "_cat", "word")
+    # Every brand's name words, from the brand's first listing on.
+    names = (branded.groupBy(F.lower("brand").alias("_b"))
+             .agg(F.min("brand").alias("_brand"), F.min("created_at").alias("_first"),
+                  F.first("_brand_words").alias("_bw"))
+             .select("_b", "_brand", "_first", F.explode(F.array_distinct(F.filter(
+                 "_bw", lambda w: (F.length(w) >= INFER_MIN_WORD_LENGTH) & ~w.rlike(r"^\d+$")))).alias("word"))
+             .withColumn("_nw", F.count("*").over(Window.partitionBy("_b"))))
+    best = Window.partitionBy("listing_id").orderBy(F.col("_nw").desc())
+    named = (bare.join(names, "word").where(F.col("_first") <= F.col("created_at"))
+             .groupBy("listing_id", "_b", "_brand", "_nw").agg(F.count("*").alias("_hits"))
+             .where(F.col("_hits") == F.col("_nw"))
+             .withColumn("_rank", F.rank().over(best)).where(F.col("_rank") == 1)
+             .groupBy("listing_id").agg(F.count("*").alias("_tied"), F.first("_brand").alias("brand"),
+                                        F.first("_b").alias("_b"))
+             .where(F.col("_tied") == 1).select("listing_id", "brand", "_b"))
+    # Which brands wrote each word as a model word in a category, from when.
+    nth = F.row_number().over(Window.partitionBy("word", "_cat", "_b").orderBy("created_at", "listing_id"))
+    used = (evidence(branded).where(~F.col("_own")).withColumn("_nth", nth).groupBy("word", "_cat", "_b")
+            .agg(F.min("brand").alias("_brand"), F.min("created_at").alias("_first"),
+                 F.min(F.when(F.col("_nth") == INFER_MIN_LISTINGS, F.col("created_at"))).alias("_enough")))
+    # A brand's name that another brand wrote as a model name in the category (``Tavemi 500`` by Loka) does
+    # not name the brand: the votes decide.
+    name_words = names.select("word", "_b")
+    clash = (bare.join(named, "listing_id").join(name_words, ["word", "_b"])
+             .join(used.withColumnRenamed("_b", "_by"), ["word", "_cat"])
+             .where((F.col("_first") <= F.col("created_at")) & (F.col("_by") != F.col("_b"))).select("listing_id"))
+    named = named.join(clash, "listing_id", "left_anti").select("listing_id", "brand")
+    voted = (bare.join(named, "listing_id", "left_anti").join(used, ["word", "_cat"])
+             .where(F.col("_first") <= F.col("created_at"))
+             .groupBy("listing_id").agg(F.countDistinct("_b").alias("_brands"), F.min("_brand").alias("brand"),
+                                        F.max(F.col("_enough") <= F.col("created_at")).alias("_enough"))
+             .where((F.col("_brands") == 1) & F.col("_enough")).select("listing_id", "brand"))
+    return named.unionByName(voted)
+
+
+def with_brands(listings: DataFrame, inferred: DataFrame) -> DataFrame:
+    """``listings`` with the brand of those that have none filled in from ``inferred`` (:func:`inferred_brands`)
+    where it decides one."""
+    return (listings.join(inferred.withColumnRenamed("brand", "_inferred"), "listing_id", "left")
+            .withColumn("brand", F.coalesce("brand", "_inferred")).drop("_inferred"))
 
 
 def match_keys(listings: DataFrame, vocab: DataFrame) -> DataFrame:
@@ -502,6 +597,8 @@ class MatchResult:
     """Listings that name a model (entered matching)."""
     groups: int
     """Distinct (block, type, colour, model words) groups among their versions."""
+    brands_inferred: int = 0
+    """Listings without a brand attribute that were given one (:func:`inferred_brands`)."""
     cached: tuple[DataFrame, ...] = ()
 
     def release(self) -> None:
@@ -513,7 +610,16 @@ class MatchResult:
 def match(listings: DataFrame, cfg: MatchConfig) -> MatchResult:
     """Listing pairs at or above ``min_similarity`` in the same brand x category block, with the same-product
     decision.  Lazy except for the small counts it returns; the caller persists what it reuses."""
-    keys = match_keys(listings, vocabulary(listings))
+    # Small, and read three times (the inferred brands twice, the keys once): computed once, its lineage cut so
+    # that the plans below do not each carry the vocabulary's windows (their text alone outgrew the driver).
+    vocab = vocabulary(listings).localCheckpoint()
+    inferred = 0
+    if cfg.infer_brand:
+        # Small (a row per brandless listing it decides): computed once, lineage cut, like the vocabulary.
+        brands = inferred_brands(listings, vocab).localCheckpoint()
+        inferred = brands.count()
+        listings = with_brands(listings, brands)
+    keys = match_keys(listings, vocab)
     grp, members = groups(keys)
     grp, members = grp.persist(), members.persist()
     n_groups = grp.count()
@@ -549,8 +655,8 @@ def match(listings: DataFrame, cfg: MatchConfig) -> MatchResult:
     # As of the build (what clusters read): a number gap holds while no second variant has been seen at all.
     as_built = scored.select("group_a", "group_b", "similarity", (F.col("same_product") | (
         F.col("number_gap") & F.col("gap_until").isNull() & (F.col("similarity") >= cfg.threshold))).alias("same_product"))
-    return MatchResult(decided.drop("eligible"), decided, as_built, members, cand, keyed, n_groups,
-                       (grp, members, scored))
+    return MatchResult(decided.drop("eligible"), decided, as_built, members, cand, keyed, n_groups, inferred,
+                       (grp, members, scored, vocab))
 
 
 # ---- clusters -----------------------------------------------------------------------------------------------

@@ -442,6 +442,10 @@ class MatchConfig(_Section):
     """Candidate pairs at or above this similarity are kept as comparables."""
     max_cluster_iterations: int = Field(default=30, ge=1)
     """Rounds of label propagation allowed for the product clusters before the job fails."""
+    infer_brand: bool = True
+    """A listing without a brand attribute takes the brand its title names, or else the one brand whose earlier
+    listings in its category used its title's model words (``pricing.matching.products.inferred_brands``), so
+    it can be matched; off: such listings are never matched."""
 
     @model_validator(mode="after")
     def _thresholds_ok(self) -> MatchConfig:
