@@ -25,6 +25,10 @@ Pipeline (every step a pure function on DataFrames; the job at the edge reads an
    Colour words (for the colour check in step 6) are the seed's colour names and synonyms, plus learned
    generic words whose listings mostly (:data:`COLOUR_MIN_SHARE` of at least :data:`COLOUR_MIN_LISTINGS`)
    carry one colour attribute: that colour.
+
+   A listing **without a brand attribute** is blocked under the brand its title names, or else the one brand
+   whose earlier listings of its category wrote its model words (:func:`inferred_brands`, as of its own time;
+   ``match.infer_brand``); when neither decides, it is not matched.
 3. **Shingles**: character bigrams of each model word (``#vemora#`` -> ``#v, ve, em, ...``), so a typo or a
    joined spelling (``vemora90``) still shares most shingles.  Similarity is the exact Jaccard index of two
    listings' shingle sets.
@@ -609,7 +613,8 @@ class MatchResult:
 
 def match(listings: DataFrame, cfg: MatchConfig) -> MatchResult:
     """Listing pairs at or above ``min_similarity`` in the same brand x category block, with the same-product
-    decision.  Lazy except for the small counts it returns; the caller persists what it reuses."""
+    decision.  Lazy except for the vocabulary and the inferred brands (small: computed once, checkpointed) and
+    the small counts it returns; the caller persists what it reuses."""
     # Small, and read three times (the inferred brands twice, the keys once): computed once, its lineage cut so
     # that the plans below do not each carry the vocabulary's windows (their text alone outgrew the driver).
     vocab = vocabulary(listings).localCheckpoint()
