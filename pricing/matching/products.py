@@ -385,9 +385,12 @@ def inferred_brands(listings: DataFrame, vocab: DataFrame) -> DataFrame:
              .groupBy("listing_id").agg(F.count("*").alias("_tied"), F.first("_brand").alias("brand"),
                                         F.first("_b").alias("_b"))
              .where(F.col("_tied") == 1).select("listing_id", "brand", "_b"))
-    # Which brands wrote each word as a model word in a category, from when.
+    # Which brands wrote each word as a model word in a category, from when: only the words some listing without
+    # a brand has (few: most of their words are generic), so the branded listings' words are filtered early.
     nth = F.row_number().over(Window.partitionBy("word", "_cat", "_b").orderBy("created_at", "listing_id"))
-    used = (evidence(branded).where(~F.col("_own")).withColumn("_nth", nth).groupBy("word", "_cat", "_b")
+    asked = bare.select("word", "_cat").distinct()
+    used = (evidence(branded).where(~F.col("_own")).join(asked, ["word", "_cat"], "left_semi")
+            .withColumn("_nth", nth).groupBy("word", "_cat", "_b")
             .agg(F.min("brand").alias("_brand"), F.min("created_at").alias("_first"),
                  F.min(F.when(F.col("_nth") == INFER_MIN_LISTINGS, F.col("created_at"))).alias("_enough")))
     # A brand's name that another brand wrote as a model name in the category (``Tavemi 500`` by Loka) does
