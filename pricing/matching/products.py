@@ -189,7 +189,7 @@ def learned_vocabulary(listings: DataFrame) -> DataFrame:
     """
     seed = F.broadcast(seed_vocabulary(listings.sparkSession).select("word"))
     rows = (_listing_words(_keyed(listings))
-            .where(~F.col("_own_brand") & ~F.col("word").rlike(r"^\d+$") & ~F.col("word").isin(*sorted(STOPWORDS)))
+            .where(_open_word())
             .join(seed, "word", "left_anti")
             .select("word", "created_at", "listing_id", "_brand", "_attr_colour")
             # One shuffle: every window below is partitioned by the word (and more).
@@ -242,7 +242,7 @@ def kind_vocabulary(listings: DataFrame) -> DataFrame:
            .rangeBetween(Window.unboundedPreceding, Window.currentRow))
     resid = (F.log("list_price") - F.avg(F.log("list_price")).over(ref)).alias("_resid")
     words = (_listing_words(_keyed(priced))
-             .where(~F.col("_own_brand") & ~F.col("word").rlike(r"^\d+$") & ~F.col("word").isin(*sorted(STOPWORDS)))
+             .where(_open_word())
              .select("word", "created_at", "listing_id")
              .join(priced.where(F.col("brand").isNotNull()).select("listing_id", resid), "listing_id")
              .repartition("word"))
@@ -314,14 +314,21 @@ def _keyed(listings: DataFrame) -> DataFrame:
 
 
 def _listing_words(keyed: DataFrame) -> DataFrame:
-    """One row per listing and distinct title word: ``listing_id, created_at, _brand, _attr_colour, word,
-    _own_brand`` (the word is one of the listing's brand words, or a typo of one)."""
-    return (keyed.select("listing_id", "created_at", F.lower("brand").alias("_brand"),
-                         F.col("colour").alias("_attr_colour"), "_brand_words",
+    """One row per listing and distinct title word: ``listing_id, created_at, brand, _brand, _cat, _attr_colour,
+    word, _own_brand`` (``_brand``, ``_cat``: the brand and category in lower case; ``_own_brand``: the word is
+    one of the listing's brand words, or a typo of one)."""
+    return (keyed.select("listing_id", "created_at", "brand", F.lower("brand").alias("_brand"),
+                         F.lower("category").alias("_cat"), F.col("colour").alias("_attr_colour"), "_brand_words",
                          F.explode(F.array_distinct(F.split("_norm", " "))).alias("word"))
             .where(F.length("word") > 0)
             .withColumn("_own_brand", _is_brand_word(F.col("word"), F.col("_brand_words")))
             .drop("_brand_words"))
+
+
+def _open_word() -> Column:
+    """A title word (of :func:`_listing_words`) that may name a model: not the listing's own brand (or a typo of
+    it), not a number, not a stop word."""
+    return ~F.col("_own_brand") & ~F.col("word").rlike(r"^\d+$") & ~F.col("word").isin(*sorted(STOPWORDS))
 
 
 INFER_MIN_WORD_LENGTH = 3
@@ -355,18 +362,13 @@ def inferred_brands(listings: DataFrame, vocab: DataFrame) -> DataFrame:
     v = F.broadcast(vocab.select("word", "generic", "since"))
 
     def evidence(df: DataFrame) -> DataFrame:
-        """One row per listing and distinct evidence word: ``listing_id, created_at, brand, _b, _cat, word,
-        _own``."""
-        words = (df.select("listing_id", "created_at", "brand", F.lower("brand").alias("_b"),
-                           F.lower("category").alias("_cat"),
-                           "_brand_words", F.explode(F.array_distinct(F.split("_norm", " "))).alias("word"))
-                 .where((F.length("word") >= INFER_MIN_WORD_LENGTH) & ~F.col("word").rlike(r"^\d+$")
-                        & ~F.col("word").isin(*sorted(STOPWORDS))))
+        """One row per listing and distinct evidence word: ``listing_id, created_at, brand, _b, _cat, word``
+        (``_b``: the brand in lower case)."""
         generic_then = (F.coalesce(F.col("generic"), F.lit(False))
                         & F.coalesce(F.col("since") <= F.col("created_at"), F.lit(True)))
-        return (words.join(v, "word", "left").where(~generic_then)
-                .withColumn("_own", F.coalesce(_is_brand_word(F.col("word"), F.col("_brand_words")), F.lit(False)))
-                .drop("_brand_words", "generic", "since"))
+        return (_listing_words(df).where((F.length("word") >= INFER_MIN_WORD_LENGTH) & _open_word())
+                .withColumnRenamed("_brand", "_b").join(v, "word", "left").where(~generic_then)
+                .select("listing_id", "created_at", "brand", "_b", "_cat", "word"))
 
     branded = titled.where(F.col("brand").isNotNull())
     bare = evidence(titled.where(F.col("brand").isNull())).select("listing_id", "created_at", "_cat", "word")
@@ -389,7 +391,7 @@ def inferred_brands(listings: DataFrame, vocab: DataFrame) -> DataFrame:
     # a brand has (few: most of their words are generic), so the branded listings' words are filtered early.
     nth = F.row_number().over(Window.partitionBy("word", "_cat", "_b").orderBy("created_at", "listing_id"))
     asked = bare.select("word", "_cat").distinct()
-    used = (evidence(branded).where(~F.col("_own")).join(asked, ["word", "_cat"], "left_semi")
+    used = (evidence(branded).join(asked, ["word", "_cat"], "left_semi")
             .withColumn("_nth", nth).groupBy("word", "_cat", "_b")
             .agg(F.min("brand").alias("_brand"), F.min("created_at").alias("_first"),
                  F.min(F.when(F.col("_nth") == INFER_MIN_LISTINGS, F.col("created_at"))).alias("_enough")))
