@@ -28,12 +28,18 @@ run: setup
 	$(VENV)/bin/pricing run
 
 # Everything: lint, types, and every test (the end-to-end workflow, the standalone cluster, the fault injections).
+# Two test processes (pytest-xdist): one alone leaves about half of two cores idle (Spark's driver, Python
+# workers and subprocess jobs wait on each other).  Each test module runs whole in one process (tests/conftest.py
+# schedules them).
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS)
+
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(XDIST)
 
 # The fast lane while iterating: lint, types and the unit tests (no end-to-end workflow, no cluster), a few minutes.
 test-fast: lint
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest $(XDIST) -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check pricing jobs features tests build-support bench
