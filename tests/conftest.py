@@ -32,8 +32,9 @@ LONGEST_FIRST = ("wheel", "tests/reliability", "workflow", "tests/jobs/test_gene
 first, so that no long one is left to run alone at the end; the rest follow in file order."""
 
 
-def work_unit(module: str) -> str:
-    """The unit of work a test module belongs to: ``make test``'s processes each take whole units."""
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test (by node id) belongs to, its module's: ``make test``'s processes take whole units."""
+    module = nodeid.split("::")[0]
     for group, modules in SHARED.items():
         if module in modules:
             return group
@@ -50,7 +51,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class ModuleGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return work_unit(nodeid.split("::")[0])
+            return work_unit(nodeid)
 
     config.option.loadscopereorder = False
     return ModuleGroups(config, log)
@@ -66,7 +67,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 raise pytest.UsageError(f"{module} uses the `{group}` fixture: add it to SHARED[{group!r}] in "
                                         "tests/conftest.py, so that it runs in the process that builds it")
     rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(work_unit(item.nodeid.split("::")[0]), len(rank)))
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
 
 
 SMALL = [
@@ -100,5 +101,3 @@ def workflow(spark: SparkSession, cfg: Config) -> dict[str, float]:
     from pricing.workflow.dag import run_workflow
 
     return run_workflow(spark, cfg)
-
-
