@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,12 +25,6 @@ import pytest
 SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as r:
         return json.load(r)
@@ -38,6 +32,21 @@ def get_json(url: str) -> Any:
 
 def tail(path: Path, n: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else f"({path} missing)"
+
+
+def logged(log: Path, proc: subprocess.Popen[bytes], pattern: str, timeout: float = 120) -> str:
+    """The first group of ``pattern`` once the daemon has written it to ``log``.  Daemons are started on port 0
+    and say which port they bound: a port picked here and passed on could be taken by another process (the other
+    test process starts clusters too) before the daemon binds it, and Spark would then silently bind the next
+    one, leaving a test talking to someone else's daemon."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if m := re.search(pattern, log.read_text(errors="replace") if log.exists() else ""):
+            return m.group(1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    pytest.fail(f"{log.name}: no line matching {pattern!r} within {timeout:.0f} s\n{tail(log)}")
 
 
 @dataclass
@@ -82,7 +91,6 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory, workers: int = 2,
     """Start a master and ``workers`` workers of ``cores`` cores each; stop them (and their executors) on exit.
     Executors run ``python`` (default: this interpreter)."""
     logs = tmp_path_factory.mktemp("cluster-logs")
-    port, ui = free_port(), free_port()
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1",
            # Executors run the venv's Python only through this variable (the builder's setting is ignored).
            "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python,
@@ -90,24 +98,25 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory, workers: int = 2,
            "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(name: str, *args: str) -> None:
-        with (logs / f"{name}.log").open("wb") as log:
+    def start(name: str, *args: str) -> tuple[Path, subprocess.Popen[bytes]]:
+        path = logs / f"{name}.log"
+        with path.open("wb") as log:
             procs.append(subprocess.Popen([str(SPARK_CLASS), *args], stdout=log, stderr=subprocess.STDOUT,
                                           env=env, start_new_session=True))
+        return path, procs[-1]
 
+    ui_port = r"Successfully started service '\w+UI' on port (\d+)"
     try:
-        start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-              "--webui-port", str(ui))
-        worker_uis, work_dirs = [], []
-        for i in range(1, workers + 1):
-            work_dir = tmp_path_factory.mktemp(f"worker{i}")
-            work_dirs.append(work_dir)
-            worker_ui = free_port()
-            worker_uis.append(f"http://127.0.0.1:{worker_ui}")
-            start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
-                  "--host", "127.0.0.1", "--cores", str(cores), "--memory", "2g", "--work-dir", str(work_dir),
-                  "--webui-port", str(worker_ui))
-        c = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}", worker_uis, work_dirs, env, logs, procs)
+        master = start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", "0",
+                       "--webui-port", "0")
+        url = logged(*master, r"Starting Spark master at (spark://\S+)")
+        master_ui = f"http://127.0.0.1:{logged(*master, ui_port)}"
+        work_dirs = [tmp_path_factory.mktemp(f"worker{i}") for i in range(1, workers + 1)]
+        started = [start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
+                         "--cores", str(cores), "--memory", "2g", "--work-dir", str(work_dir), "--webui-port", "0")
+                   for i, work_dir in enumerate(work_dirs, start=1)]
+        worker_uis = [f"http://127.0.0.1:{logged(*w, ui_port)}" for w in started]
+        c = Cluster(url, master_ui, worker_uis, work_dirs, env, logs, procs)
         deadline, state = time.time() + 120, {}
         while time.time() < deadline:
             try:
