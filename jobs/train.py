@@ -33,6 +33,7 @@ from pricing.price_model.training import (
     split_rows,
     time_split,
     tune_params,
+    worker_threads,
 )
 
 
@@ -58,7 +59,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
         if t.tuning.enabled:
             params = tune_params(spark, cfg, split, assembled)
             mlflow.set_tag("tuned", "true")
-        mlflow.log_params({f"model.{k}": v for k, v in params.items()})
+        threads = worker_threads(spark, cfg)
+        mlflow.log_params({**{f"model.{k}": v for k, v in params.items()}, "xgboost_threads_per_worker": threads})
         predictor, history, fit_s = fit_predictor(spark, cfg, split, assembled, params)
         assembled.unpersist()
         log_history(run_id, history)
@@ -73,6 +75,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     metrics = ev.metrics
     summary.info.update({
         "mlflow_run_id": run_id, "model": f"{cfg.mlflow.model_name} v{version}",
+        "xgboost": f"{t.num_workers} worker(s) x {threads} thread(s)",
         "prepare_seconds": round(prepare_s, 1), "fit_seconds": round(fit_s, 1),
         "test_rmsle": round(metrics["rmsle"], 4), "coverage_80": round(metrics["coverage_80"], 3),
         "baselines_rmsle": {k: round(v["rmsle"], 4) for k, v in ev.baselines.items()},

@@ -508,6 +508,11 @@ class BoosterConfig(_Section):
 
 class TrainConfig(_Section):
     num_workers: int = Field(default=2, ge=1)
+    """xgboost.spark workers: barrier tasks that train one booster together (the price and demand models)."""
+    threads_per_worker: int | None = Field(default=None, ge=1)
+    """xgboost threads in each worker.  Unset: on a local master (``local[N]``), its N cores shared among the
+    workers, so one worker on one machine trains with every core; on a cluster, ``spark.task.cpus`` (xgboost.spark's
+    own rule, one task's cores)."""
     device: Literal["cpu", "cuda"] = "cpu"
     """cpu, or cuda on GPU clusters (one GPU per worker)."""
     quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)

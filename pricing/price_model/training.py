@@ -5,6 +5,8 @@ tuning, and the evaluation against baselines and the noise floor that ``jobs/tra
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from pyspark.sql import functions as F
 
 from features.training_set import FEATURE_GROUPS, MODEL_FEATURES, model_features
 from pricing.platform import catalog, delta_io
-from pricing.platform.config import Config
+from pricing.platform.config import Config, TrainConfig
 from pricing.platform.errors import ConfigError, ModelGateError
 from pricing.platform.rows import first_value
 from pricing.platform.tables import TableRef, table
@@ -181,6 +183,50 @@ def check_workers(spark: SparkSession, num_workers: int, wait_s: float = WORKER_
     return slots
 
 
+def local_cores(master: str) -> int | None:
+    """The cores of a local master (``local``, ``local[N]``, ``local[*]``, ``local[N,F]``); None for a cluster."""
+    m = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master.strip())
+    if m is None:
+        return None
+    if m.group(1) == "*":
+        return os.cpu_count() or 1
+    return int(m.group(1) or 1)
+
+
+def threads_per_worker(t: TrainConfig, master: str, task_cpus: int) -> int:
+    """xgboost threads per worker under ``train.threads_per_worker`` (which see), on ``master``."""
+    if t.threads_per_worker is not None:
+        return t.threads_per_worker
+    cores = local_cores(master)
+    return task_cpus if cores is None else max(1, cores // t.num_workers)
+
+
+def worker_threads(spark: SparkSession, cfg: Config) -> int:
+    """:func:`threads_per_worker` on this session's master."""
+    return threads_per_worker(cfg.train, spark.sparkContext.master or "",
+                              int(spark.sparkContext.getConf().get("spark.task.cpus", "1")))
+
+
+def with_threads(estimator: Any, threads: int) -> Any:
+    """``estimator`` (an xgboost.spark estimator) training with ``threads`` xgboost threads per worker.
+
+    xgboost.spark refuses ``nthread`` and takes ``spark.task.cpus``: on one machine that is 1, and raising it
+    would run every other stage of the job one task at a time.  A barrier stage runs only the training tasks,
+    so a worker may use more threads than its one task slot without competing with other tasks.  The thread
+    count xgboost.spark computes is replaced here, where the xgboost version computes it in
+    ``_get_xgb_parameters`` (as 3.2, the version pinned here, does); otherwise it stays ``spark.task.cpus``."""
+    original = getattr(estimator, "_get_xgb_parameters", None)
+    if original is None:
+        return estimator
+
+    def _get_xgb_parameters(dataset: DataFrame) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        booster_params, train_kwargs, dmatrix_kwargs = original(dataset)
+        booster_params["nthread"] = dmatrix_kwargs["nthread"] = threads
+        return booster_params, train_kwargs, dmatrix_kwargs
+
+    estimator._get_xgb_parameters = _get_xgb_parameters
+    return estimator
+
 
 def features_of(cfg: Config) -> tuple[str, ...]:
     """The model's inputs under ``cfg``: ``features.comparables`` switches the comparable-sales ones."""
@@ -214,7 +260,7 @@ def fit(spark: SparkSession, cfg: Config, data: DataFrame, params: dict[str, Any
         early_stopping_rounds=t.booster.early_stopping_rounds, random_state=t.booster.seed, force_repartition=True,
         verbose=False, **objective, **params,
     )
-    model = reg.fit(data)
+    model = with_threads(reg, worker_threads(spark, cfg)).fit(data)
     booster = model.get_booster()
     booster.feature_names = list(features)
     return model, booster
