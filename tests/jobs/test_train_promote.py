@@ -92,8 +92,8 @@ def test_the_run_carries_what_a_reviewer_needs(spark, cfg, workflow) -> None:
     assert run.data.tags["intervals"] == "cqr"
     assert len(client.get_metric_history(run.info.run_id, "valid_rmse")) > 5  # per-iteration validation loss
     assert run.data.params["training_table_version"].isdigit()
-    assert run.data.tags["git_commit"] and run.data.params["cfg.train.num_workers"] == "1"
-    assert run.data.params["xgboost_threads_per_worker"] == "2"  # one local worker, both cores of local[2]
+    assert run.data.tags["git_commit"] and run.data.params["cfg.train.num_workers"] == "2"
+    assert run.data.params["xgboost_threads_per_worker"] == "1"  # two local workers share the cores of local[2]
     inputs = run.inputs.dataset_inputs
     assert [d.dataset.name for d in inputs] == ["features.training_set"]
     assert inputs[0].tags[0].value == "training"
