@@ -77,7 +77,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
                        "naive": round(metrics["naive_elasticity_mean"], 3),
                        **{k.removeprefix("elasticity_").removesuffix("_overall"): round(v, 3)
                           for k, v in metrics.items() if k.endswith("_overall") and k != "elasticity_overall"},
-                       **{k: round(metrics[k], 3) for k in ("take_up", "selection_cut", "selection_raise")
+                       **{k.removeprefix("elasticity_"): round(metrics[k], 3)
+                          for k in ("take_up", "selection_cut", "selection_raise", "elasticity_expected_corr")
                           if k in metrics}},
         "sanity": ev.problems if ev.problems else "passed", "promotion": reason,
         "frailty_k": round(float(fitted.frailty["frailty_k"]), 3) if fitted.frailty else None})

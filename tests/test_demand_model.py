@@ -16,6 +16,7 @@ from pricing.demand_model.estimator import (
     choose,
     cloglog_slope,
     cumulative_hazard,
+    expected_correlation,
     fit_control_function,
     fit_frailty,
     fit_theta,
@@ -26,6 +27,7 @@ from pricing.demand_model.estimator import (
 from pricing.demand_model.training import (
     TAKE_UP_PSEUDO_ROWS,
     Exploration,
+    estimate_elasticities,
     fit_classifier,
     newton_by_segment,
     realisation_curve,
@@ -137,6 +139,49 @@ def test_fit_theta_finds_the_maximum_likelihood_elasticity() -> None:
     loose, _ = fit_theta(delta[:500], offset[:500], y[:500], prior_mean=0.0, prior_sd=10.0)
     tight, _ = fit_theta(delta[:500], offset[:500], y[:500], prior_mean=0.0, prior_sd=0.1)
     assert 0 <= tight < loose
+
+
+def _segments(rng: np.random.Generator, n_segments: int, rows: tuple[int, int]) -> pd.DataFrame:
+    """Nudged listings of ``n_segments`` segments, each with a true elasticity U(2, 5) (sd 0.866) and between
+    ``rows[0]`` and ``rows[1]`` rows."""
+    theta = rng.uniform(2.0, 5.0, n_segments)
+    seg = np.repeat(np.arange(n_segments), rng.integers(rows[0], rows[1] + 1, n_segments))
+    offset = rng.normal(-0.5, 0.8, len(seg))
+    delta = rng.uniform(-0.3, 0.3, len(seg))
+    y = (rng.uniform(size=len(seg)) < -np.expm1(-np.exp(offset - theta[seg] * delta))).astype(float)
+    return pd.DataFrame({"segment": [f"s{i:03d}" for i in seg], "price_nudge": delta, "offset": offset, "label": y,
+                         "truth": theta[seg]})
+
+
+def test_the_expected_correlation_is_what_shrunk_estimates_reach_against_the_truth() -> None:
+    rng = np.random.default_rng(3)
+    df = _segments(rng, 300, (30, 400))
+    fits = [fit_theta(g["price_nudge"].to_numpy(), g["offset"].to_numpy(), g["label"].to_numpy(), 3.5, 5.0)
+            for _, g in df.groupby("segment")]
+    est = np.array([f[0] for f in fits])
+    info = np.array([f[1] for f in fits]) - 5.0**-2
+    truth = df.groupby("segment")["truth"].first().to_numpy()
+    tau = truth.std()
+    shrunk = est.mean() + tau**2 / (tau**2 + 1 / info) * (est - est.mean())
+    expected = expected_correlation(tau, info)
+    assert 0.6 < expected < 0.9
+    assert np.corrcoef(shrunk, truth)[0, 1] == pytest.approx(expected, abs=0.05)
+    # Four times the rows per segment: a higher ceiling; no spread between segments: nothing to rank.
+    assert expected_correlation(tau, info * 4) > expected + 0.08
+    assert expected_correlation(0.0, info) == 0.0
+
+
+def test_the_elasticity_table_carries_the_correlation_its_noise_allows(spark) -> None:
+    df = _segments(np.random.default_rng(4), 12, (100, 400))
+    elasticity, table_ = estimate_elasticities(spark.createDataFrame(df.drop(columns="truth")), 0.5)
+    overall, _ = fit_theta(df["price_nudge"].to_numpy(), df["offset"].to_numpy(), df["label"].to_numpy())
+    assert table_.attrs["overall"] == pytest.approx(overall, abs=1e-5)
+    info = []
+    for s, g in df.groupby("segment"):
+        theta, i = fit_theta(g["price_nudge"].to_numpy(), g["offset"].to_numpy(), g["label"].to_numpy(), overall, 0.5)
+        assert elasticity[s] == pytest.approx(max(theta, 0.0), abs=1e-4), s
+        info.append(i - 0.5**-2)
+    assert table_.attrs["expected_corr"] == pytest.approx(expected_correlation(0.5, np.array(info)), rel=1e-4)
 
 
 def test_survival_update_is_the_gamma_posterior_of_an_unsold_item() -> None:

@@ -160,6 +160,20 @@ def fit_theta(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, prior_mean: 
     return theta, info
 
 
+def expected_correlation(tau: float, info: np.ndarray) -> float:
+    """The correlation between shrunk segment estimates and the segments' true elasticities that the sampling
+    noise allows, if the true ones spread with sd ``tau`` around the overall one and each estimate has variance
+    ``1 / info_i`` (the data's Fisher information): ``sqrt(mean(r_i))`` with the reliability
+    ``r_i = tau**2 / (tau**2 + 1 / info_i)`` (normal-normal model).  Computed without any truth: how far the
+    per-segment elasticities can rank segments, and how much more exploration a target needs (the information
+    grows with the explored rows).  A bias that compresses the segments' differences lowers the correlation
+    further; this is the ceiling that noise alone sets."""
+    ok = np.isfinite(info) & (info > 0)
+    if not ok.any() or tau <= 0:
+        return 0.0
+    return float(np.sqrt(np.mean(tau**2 / (tau**2 + 1.0 / info[ok]))))
+
+
 # ---- survival: what an unsold listing's time on the market says --------------------------------------------------
 FRAILTY_KNOTS: tuple[float, ...] = (0.0, 7.0, 14.0, 21.0, 28.0, 35.0, 42.0, 50.0, 60.0, 75.0, 90.0, 120.0)
 """Days at which the cumulative-hazard shape ``g`` is estimated (linear in between, flat after the last)."""

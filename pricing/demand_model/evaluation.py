@@ -104,7 +104,8 @@ def evaluate(spark: SparkSession, cfg: Config, fitted: DemandFit, split: DemandS
         per_seg["rows"] = per_seg["rows"].fillna(0)
         metrics.update({"elasticity_overall": elasticity[ALL],
                         "elasticity_overall_se": float(table_.attrs["overall_se"]),
-                        "nudged_rows": float(table_.attrs["nudged_rows"])})
+                        "nudged_rows": float(table_.attrs["nudged_rows"]),
+                        "elasticity_expected_corr": float(table_.attrs["expected_corr"])})
         for name in [c for c in ESTIMATORS if c in per_seg]:
             per_seg[name] = per_seg[name].fillna(table_.attrs[f"{name}_overall"])
             metrics[f"elasticity_{name}_overall"] = float(table_.attrs[f"{name}_overall"])

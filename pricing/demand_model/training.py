@@ -43,6 +43,7 @@ from pricing.demand_model.estimator import (
     DemandPredictor,
     as_pandas_input,
     cumulative_hazard,
+    expected_correlation,
     fit_control_function,
     fit_frailty,
     price_response,
@@ -263,7 +264,8 @@ def estimate_elasticities(nudged: DataFrame, prior_sd: float, k: float | None = 
                           take_up: str | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Overall theta (unpenalised), then one per segment shrunk toward it; negative estimates are set to 0
     (demand cannot rise with price; a negative one is noise).  ``k``: the frailty the response mixes over;
-    ``delta``, ``take_up``: see ``newton_by_segment``."""
+    ``delta``, ``take_up``: see ``newton_by_segment``.  The table's attrs carry the correlation with the true
+    segment elasticities that the data's noise allows if they spread by ``prior_sd`` (``expected_correlation``)."""
     overall, o_info, o_n = newton_by_segment(nudged, F.lit(ALL), {ALL: 1.0}, None, k=k, delta=delta, take_up=take_up)
     if ALL not in overall or not np.isfinite(overall[ALL]):
         raise ModelGateError("the price response could not be estimated: no usable exploration rows")
@@ -273,8 +275,9 @@ def estimate_elasticities(nudged: DataFrame, prior_sd: float, k: float | None = 
     table_ = pd.DataFrame({"segment": list(theta), "exploration": [elasticity[k] for k in theta],
                            "exploration_se": [1.0 / np.sqrt(info[k]) for k in theta],
                            "nudged_rows": [counts[k] for k in theta]})
+    data_info = np.array([info[k] for k in theta]) - prior_sd**-2
     table_.attrs.update({"overall": overall[ALL], "overall_se": 1.0 / np.sqrt(o_info[ALL]),
-                         "nudged_rows": o_n[ALL]})
+                         "nudged_rows": o_n[ALL], "expected_corr": expected_correlation(prior_sd, data_info)})
     return elasticity, table_
 
 
