@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
@@ -61,6 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+QUIET_LOGGERS = ("XGBoost-PySpark",)
+"""Library loggers held at WARNING: their INFO lines repeat what the job summary and the MLflow run show
+(xgboost.spark: the workers, booster params and start and end of every fit); their warnings still print."""
+
+
+def quiet_libraries() -> None:
+    """``QUIET_LOGGERS`` at WARNING, unless a level was set for them already (a user's logging config wins)."""
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``pricing`` console script and the wheel's entry point on Databricks (``python_wheel_task``, whose
     trampoline calls this with ``sys.argv = [package_name, *parameters]`` and ignores the return value).
@@ -70,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     that fails the Databricks task.  Any other exception propagates with its traceback.
     """
     args = _parser().parse_args(argv)
+    quiet_libraries()
     overrides = list(args.set)
     if getattr(args, "source", None):
         overrides.append(f"ingest.source={args.source}")
