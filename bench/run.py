@@ -149,35 +149,18 @@ def duckdb_features(pq: Path, threads: int, timeout_s: float) -> dict[str, Any]:
         return {"total": None, "timed_out_after": timeout_s, "finished_steps": steps}
 
 
-def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800) -> dict[str, Any]:
-    """Native and DuckDB baselines on the tables the workflow built (their set-up is not timed)."""
+def native_fits(cfg: Any, training_set: Any, threads: int) -> dict[str, Any]:
+    """Native ``xgboost.train`` on arrays, as the train job fits with xgboost.spark: the same split of
+    ``training_set`` (``features.training_set``), rows, features, parameters and boosters (the median, and the
+    p10 / p90 boosters when ``train.intervals`` fits them), ``threads`` threads.  Seconds (matrices included) and
+    best iteration per booster, their total, rows and features."""
     import numpy as np
     import xgboost as xgb
-    from mlflow.tracking import MlflowClient
     from pyspark.sql import functions as F
 
-    from pricing.platform import delta_io, tracking
-    from pricing.platform.config import load_config
-    from pricing.platform.spark import get_spark
-    from pricing.platform.tables import table
-    from pricing.price_model.promotion import load_version
     from pricing.price_model.training import features_of, labelled, time_split
 
-    cfg = load_config("local", size_overrides(n, root))
-    spark = get_spark(cfg, app_name="bench-alternatives")
-    out: dict[str, Any] = {}
-
-    # features: Parquet copies of the inputs (untimed), then DuckDB end to end
-    pq = root / "parquet"
-    shutil.rmtree(pq, ignore_errors=True)
-    for name, logical in (("listings", catalog.SILVER_LISTINGS), ("sales", catalog.SILVER_SALES),
-                          ("price_changes", catalog.BRONZE_PRICE_CHANGES_RAW)):
-        delta_io.read(spark, table(cfg, logical)).write.parquet(str(pq / name))
-
-    # training: the same split, rows, features, parameters and boosters as the train job's fit (the median, and
-    # the p10 / p90 boosters when `train.intervals` fits them), on arrays
-    data = labelled(delta_io.read(spark, table(cfg, catalog.TRAINING_SET)))
-    split = time_split(data, cfg)
+    split = time_split(labelled(training_set), cfg)
     feats = list(features_of(cfg))
     cols = [F.col(c).cast("double") for c in feats]
     tr = split.train.select(*cols, "label").toPandas()
@@ -200,9 +183,37 @@ def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800)
         booster = xgb.train({**params, **objective}, dtrain, num_boost_round=t.booster.n_estimators,
                             evals=[(dvalid, "valid")], early_stopping_rounds=t.booster.early_stopping_rounds,
                             verbose_eval=False)
-        fits[name] = {"seconds": time.perf_counter() - t0, "best_iteration": booster.best_iteration}
-    out["train_native"] = {"seconds": sum(f["seconds"] for f in fits.values()), "rows": len(ytr) + len(yva),
-                           "features": len(feats), "boosters": fits}
+        fits[name] = {"seconds": time.perf_counter() - t0, "best_iteration": booster.best_iteration,
+                      "rounds": booster.num_boosted_rounds()}
+    return {"seconds": sum(f["seconds"] for f in fits.values()), "rows": len(ytr) + len(yva),
+            "features": len(feats), "boosters": fits}
+
+
+def alternatives(n: int, root: Path, threads: int, duck_timeout_s: float = 1800) -> dict[str, Any]:
+    """Native and DuckDB baselines on the tables the workflow built (their set-up is not timed)."""
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+    from pyspark.sql import functions as F
+
+    from pricing.platform import delta_io, tracking
+    from pricing.platform.config import load_config
+    from pricing.platform.spark import get_spark
+    from pricing.platform.tables import table
+    from pricing.price_model.promotion import load_version
+
+    cfg = load_config("local", size_overrides(n, root))
+    spark = get_spark(cfg, app_name="bench-alternatives")
+    out: dict[str, Any] = {}
+
+    # features: Parquet copies of the inputs (untimed), then DuckDB end to end
+    pq = root / "parquet"
+    shutil.rmtree(pq, ignore_errors=True)
+    for name, logical in (("listings", catalog.SILVER_LISTINGS), ("sales", catalog.SILVER_SALES),
+                          ("price_changes", catalog.BRONZE_PRICE_CHANGES_RAW)):
+        delta_io.read(spark, table(cfg, logical)).write.parquet(str(pq / name))
+
+    # training: the same split, rows, features, parameters and boosters as the train job's fit, on arrays
+    out["train_native"] = native_fits(cfg, delta_io.read(spark, table(cfg, catalog.TRAINING_SET)), threads)
 
     # scoring: the champion's predictor on the active catalogue, in memory
     tracking.setup(cfg)

@@ -16,15 +16,13 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
-import xgboost as xgb
-from pyspark.sql import functions as F
+from run import native_fits  # bench/run.py: python puts the script's folder first on sys.path
 
 from pricing.platform import catalog, delta_io
 from pricing.platform.config import load_config
 from pricing.platform.spark import get_spark
 from pricing.platform.tables import table
-from pricing.price_model.training import features_of, fit, labelled, prepare, time_split, worker_threads
+from pricing.price_model.training import features_of, fit, prepare, time_split, worker_threads
 
 
 def main(overrides: list[str]) -> None:
@@ -45,29 +43,11 @@ def main(overrides: list[str]) -> None:
         total += time.time() - t0
         print(f"xgboost.spark {q or 'median'}: {time.time() - t0:.1f} s, {booster.num_boosted_rounds()} rounds, "
               f"best {booster.attr('best_iteration')}", flush=True)
-    # native: the same split, rows, features and parameters, on arrays (as bench/run.py's alternative)
-    split = time_split(labelled(data), cfg)
-    cols = [F.col(c).cast("double") for c in feats]
-    tr = split.train.select(*cols, "label").toPandas()
-    va = split.valid.select(*cols, "label").toPandas()
-    Xtr, ytr = tr[list(feats)].to_numpy(np.float32, na_value=np.nan), tr["label"].to_numpy()
-    Xva, yva = va[list(feats)].to_numpy(np.float32, na_value=np.nan), va["label"].to_numpy()
-    base = {"tree_method": "hist", "nthread": 2, "seed": t.booster.seed,
-            **{("eta" if k == "learning_rate" else k): v for k, v in params.items()}}
-    native = 0.0
-    for name, objective in (("median", {"objective": "reg:squarederror", "eval_metric": "rmse"}),
-                            (f"{t.quantiles[0]:g}", {"objective": "reg:quantileerror", "quantile_alpha": t.quantiles[0]}),
-                            (f"{t.quantiles[2]:g}", {"objective": "reg:quantileerror", "quantile_alpha": t.quantiles[2]})):
-        t0 = time.perf_counter()
-        dtrain = xgb.QuantileDMatrix(Xtr, ytr, nthread=2)
-        dvalid = xgb.DMatrix(Xva, yva, nthread=2)
-        b = xgb.train({**base, **objective}, dtrain, num_boost_round=t.booster.n_estimators,
-                      evals=[(dvalid, "valid")], early_stopping_rounds=t.booster.early_stopping_rounds,
-                      verbose_eval=False)
-        native += time.perf_counter() - t0
-        print(f"native {name}: {time.perf_counter() - t0:.1f} s, {b.num_boosted_rounds()} rounds, "
-              f"best {b.best_iteration}", flush=True)
-    print(f"xgboost.spark {total:.1f} s, native {native:.1f} s: {total / native:.2f}x")
+    # native: the same split, rows, features, parameters and boosters, on arrays (bench/run.py's alternative)
+    native = native_fits(cfg, data, 2)
+    for name, f in native["boosters"].items():
+        print(f"native {name}: {f['seconds']:.1f} s, {f['rounds']} rounds, best {f['best_iteration']}", flush=True)
+    print(f"xgboost.spark {total:.1f} s, native {native['seconds']:.1f} s: {total / native['seconds']:.2f}x")
     spark.stop()
 
 
