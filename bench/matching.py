@@ -106,7 +106,8 @@ def world_eval(spark: SparkSession, base: Config, root: Path, n: int, world: str
                            "brands_inferred": res.brands_inferred,
                            **{f"pair_{k}": v for k, v in matching.pair_scores(res.pairs, truth).items()}}
     row.update({f"cluster_{k}": v for k, v in matching.cluster_scores(
-        matching.clusters(res, cfg.match.max_cluster_iterations), truth).items()})
+        matching.clusters(res, cfg.match.max_cluster_iterations, cfg.match.local_components_max_edges),
+        truth).items()})
     row["curve"] = matching.pr_curve(res.decided, truth, CURVE_THRESHOLDS)
     res.release()
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)

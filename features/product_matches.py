@@ -57,7 +57,7 @@ CLUSTERS_SPEC = FeatureSpec(
 def params(cfg: MatchConfig) -> dict[str, object]:
     """What the pairs depend on besides the listings (part of both tables' fingerprints, and of the
     comparable-sales table's): a changed setting rebuilds them in full."""
-    return {"match": cfg.model_dump(mode="json", exclude={"max_cluster_iterations"})}
+    return {"match": cfg.model_dump(mode="json", exclude={"max_cluster_iterations", "local_components_max_edges"})}
 
 def listings_watermark(spark: SparkSession, cfg: Config) -> str:
     """The latest ``bronze.listings_raw`` ingestion time: what silver's listings (and so the matches) reflect."""

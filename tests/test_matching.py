@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -85,14 +86,43 @@ def test_same_product_pairs_form_clusters(spark, result) -> None:
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_connected_components_of_chains_and_separate_parts(spark) -> None:
+@pytest.mark.parametrize("local_max_edges", [0, 100], ids=["label_propagation", "in_memory"])
+def test_connected_components_of_chains_and_separate_parts(spark, local_max_edges) -> None:
     edges = spark.createDataFrame([(5, 4), (4, 3), (3, 2), (2, 1), (9, 8), (20, 21)], "src long, dst long")
-    got = matching.connected_components(edges, 10)
+    got = matching.connected_components(edges, 10, local_max_edges)
     expected = spark.createDataFrame([(n, 1) for n in range(1, 6)] + [(8, 8), (9, 8), (20, 20), (21, 20)],
                                      "node long, component long")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    if local_max_edges == 0:
+        with pytest.raises(Exception, match="did not converge"):
+            matching.connected_components(edges, 1)
+
+
+def test_in_memory_components_equal_label_propagation_on_a_random_graph(spark) -> None:
+    """Both ways of finding the clusters agree on a graph of a few hundred nodes (chains, stars, cycles, pairs
+    and repeated edges), with string ids (compared by their bytes in Spark, as strings in numpy); a graph over the
+    in-memory limit (5 edges) takes the distributed way."""
+    rng = np.random.default_rng(3)
+    ids = [f"g{n:04d}" for n in rng.permutation(600)]
+    pairs = [(ids[rng.integers(600)], ids[rng.integers(600)]) for _ in range(420)]
+    pairs += [(ids[i], ids[i + 1]) for i in range(0, 40)]  # a long chain
+    pairs += pairs[:30]
+    edges = spark.createDataFrame([p for p in pairs if p[0] != p[1]], "src string, dst string")
+    local = matching.connected_components(edges, 30, local_max_edges=10_000)
+    distributed = matching.connected_components(edges, 30, local_max_edges=5)
+    assert_df_equality(local, distributed, ignore_row_order=True, ignore_nullable=True)
+    assert local.select("component").distinct().count() > 20
+    # Which way ran: label propagation cannot join the 41-node chain in one round; the in-memory way has no rounds.
     with pytest.raises(Exception, match="did not converge"):
-        matching.connected_components(edges, 1)
+        matching.connected_components(edges, 1, local_max_edges=5)
+    assert_df_equality(matching.connected_components(edges, 1, local_max_edges=10_000), distributed,
+                       ignore_row_order=True, ignore_nullable=True)
+    # The in-memory way on its own: the smallest id of each component, every node once.
+    got = matching.local_components(np.array(["b", "c", "x", "a"], dtype=object),
+                                    np.array(["c", "d", "y", "d"], dtype=object))
+    assert got.sort_values("node").to_dict("records") == [
+        {"node": n, "component": c} for n, c in [("a", "a"), ("b", "a"), ("c", "a"), ("d", "a"), ("x", "x"), ("y", "x")]]
+    assert matching.local_components(np.array([], dtype=np.int64), np.array([], dtype=np.int64)).empty
 
 
 def test_spark_ml_candidates_find_the_same_products(spark, listings) -> None:

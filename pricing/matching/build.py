@@ -49,7 +49,8 @@ def build(spark: SparkSession, cfg: Config, listings: DataFrame, built_through: 
     result = matching.match(listings, cfg.match)
     p = params(cfg.match)
     versions = {MATCHES_SPEC.name: write_features(spark, cfg, MATCHES_SPEC, result.pairs, built_through, None, p)}
-    clusters = matching.clusters(result, cfg.match.max_cluster_iterations)
+    clusters = matching.clusters(result, cfg.match.max_cluster_iterations,
+                                cfg.match.local_components_max_edges)
     versions[CLUSTERS_SPEC.name] = write_features(spark, cfg, CLUSTERS_SPEC, clusters, built_through, None, p)
     seconds = time.time() - t0
     curve = matching.pr_curve(result.decided, truth, CURVE_THRESHOLDS) if truth is not None else []

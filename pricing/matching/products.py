@@ -67,6 +67,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -670,12 +672,24 @@ def match(listings: DataFrame, cfg: MatchConfig) -> MatchResult:
 
 
 # ---- clusters -----------------------------------------------------------------------------------------------
-def connected_components(edges: DataFrame, max_iterations: int) -> DataFrame:
+def connected_components(edges: DataFrame, max_iterations: int, local_max_edges: int = 0) -> DataFrame:
     """``node, component``: the smallest node id of each node's connected component.  ``edges``: ``src, dst``
-    (either direction is enough).  Min-label propagation with pointer jumping: each round a node takes the
-    smallest label among its neighbours and its label's label, so long chains shrink geometrically."""
+    (either direction is enough).
+
+    A graph of at most ``local_max_edges`` distinct (directed) edges is collected and solved exactly on the driver
+    (:func:`local_components`): one Spark job instead of a few per round.  A larger one stays distributed:
+    min-label propagation with pointer jumping, where each round a node takes the smallest label among its
+    neighbours and its label's label, so long chains shrink geometrically (at most ``max_iterations`` rounds)."""
     und = edges.select("src", "dst").unionByName(edges.select(F.col("dst").alias("src"), F.col("src").alias("dst")))
     und = und.distinct().persist()
+    if local_max_edges > 0:
+        small = und.limit(local_max_edges + 1).toPandas()
+        if len(small) <= local_max_edges:
+            und.unpersist()
+            node_type = edges.schema["src"].dataType
+            comp = local_components(small["src"].to_numpy(), small["dst"].to_numpy())
+            schema = T.StructType([T.StructField("node", node_type), T.StructField("component", node_type)])
+            return edges.sparkSession.createDataFrame(comp, schema)
     labels = und.select(F.col("src").alias("node")).distinct().withColumn("label", F.col("node")).localCheckpoint()
     for _ in range(max_iterations):
         nbr = (und.join(labels.select(F.col("node").alias("dst"), "label"), "dst")
@@ -694,7 +708,25 @@ def connected_components(edges: DataFrame, max_iterations: int) -> DataFrame:
                        "raise match.max_cluster_iterations")
 
 
-def clusters(result: MatchResult, max_iterations: int) -> DataFrame:
+def local_components(src: np.ndarray, dst: np.ndarray) -> pd.DataFrame:
+    """``node, component`` of the graph with edges ``src[i] - dst[i]``, in memory (scipy's connected components on
+    the nodes' ranks): each node's component is the smallest node id in it, as :func:`connected_components`
+    defines it.  Node ids keep their type (numbers or strings)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as scipy_components
+
+    nodes, index = np.unique(np.concatenate([src, dst]), return_inverse=True)  # sorted: rank order is id order
+    n = len(nodes)
+    if n == 0:
+        return pd.DataFrame({"node": nodes, "component": nodes})
+    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (index[:len(src)], index[len(src):])), shape=(n, n))
+    _, label = scipy_components(graph, directed=False)
+    smallest = np.full(label.max() + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, label, np.arange(n))  # the smallest rank, i.e. the smallest id, of each component
+    return pd.DataFrame({"node": nodes, "component": nodes[smallest[label]]})
+
+
+def clusters(result: MatchResult, max_iterations: int, local_max_edges: int = 0) -> DataFrame:
     """``listing_id, cluster_id, cluster_size, as_of``: every listing with at least one same-product match, in
     the connected component of the same-product graph; ``cluster_id`` is the component's smallest listing id
     and ``as_of`` its latest listing time (the cluster as stored exists from then on).  Clusters are built
@@ -705,7 +737,7 @@ def clusters(result: MatchResult, max_iterations: int) -> DataFrame:
              .join(live.withColumnRenamed("group_id", "group_a"), "group_a", "left_semi")
              .join(live.withColumnRenamed("group_id", "group_b"), "group_b", "left_semi")
              .select(F.col("group_a").alias("src"), F.col("group_b").alias("dst")))
-    comp = connected_components(edges, max_iterations)
+    comp = connected_components(edges, max_iterations, local_max_edges)
     members = members.join(comp.withColumnRenamed("node", "group_id"), "group_id", "left")
     # Groups with no same-product edge are components of their own.
     members = members.withColumn("component", F.coalesce("component", "group_id"))

@@ -442,6 +442,10 @@ class MatchConfig(_Section):
     """Candidate pairs at or above this similarity are kept as comparables."""
     max_cluster_iterations: int = Field(default=30, ge=1)
     """Rounds of label propagation allowed for the product clusters before the job fails."""
+    local_components_max_edges: int = Field(default=2_000_000, ge=0)
+    """A same-product graph of at most this many edges (distinct, counted in both directions) is collected and its
+    clusters found in memory on the driver (a few tens of MB at the default); a larger one, or any with 0, by
+    label propagation in Spark.  Both give the same clusters."""
     infer_brand: bool = True
     """A listing without a brand attribute takes the brand its title names, or else the one brand whose earlier
     listings in its category used its title's model words (``pricing.matching.products.inferred_brands``), so
