@@ -682,14 +682,14 @@ def connected_components(edges: DataFrame, max_iterations: int, local_max_edges:
     neighbours and its label's label, so long chains shrink geometrically (at most ``max_iterations`` rounds)."""
     und = edges.select("src", "dst").unionByName(edges.select(F.col("dst").alias("src"), F.col("src").alias("dst")))
     und = und.distinct().persist()
-    if local_max_edges > 0:
-        small = und.limit(local_max_edges + 1).toPandas()
-        if len(small) <= local_max_edges:
-            und.unpersist()
-            node_type = edges.schema["src"].dataType
-            comp = local_components(small["src"].to_numpy(), small["dst"].to_numpy())
-            schema = T.StructType([T.StructField("node", node_type), T.StructField("component", node_type)])
-            return edges.sparkSession.createDataFrame(comp, schema)
+    # Counting fills the cache that the rounds below read anyway; only a small graph crosses to the driver.
+    if local_max_edges > 0 and und.count() <= local_max_edges:
+        small = und.toPandas()
+        und.unpersist()
+        node_type = edges.schema["src"].dataType
+        comp = local_components(small["src"].to_numpy(), small["dst"].to_numpy())
+        schema = T.StructType([T.StructField("node", node_type), T.StructField("component", node_type)])
+        return edges.sparkSession.createDataFrame(comp, schema)
     labels = und.select(F.col("src").alias("node")).distinct().withColumn("label", F.col("node")).localCheckpoint()
     for _ in range(max_iterations):
         nbr = (und.join(labels.select(F.col("node").alias("dst"), "label"), "dst")
