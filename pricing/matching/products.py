@@ -677,9 +677,10 @@ def connected_components(edges: DataFrame, max_iterations: int, local_max_edges:
     (either direction is enough).
 
     A graph of at most ``local_max_edges`` distinct (directed) edges is collected and solved exactly on the driver
-    (:func:`local_components`): a count and a collect instead of a few Spark jobs per round.  A larger one stays distributed:
-    min-label propagation with pointer jumping, where each round a node takes the smallest label among its
-    neighbours and its label's label, so long chains shrink geometrically (at most ``max_iterations`` rounds)."""
+    (:func:`local_components`): a count and a collect instead of a few Spark jobs per round.  A larger one stays
+    distributed: min-label propagation with pointer jumping, where each round a node takes the smallest label
+    among its neighbours and its label's label, so long chains shrink geometrically (at most ``max_iterations``
+    rounds)."""
     und = edges.select("src", "dst").unionByName(edges.select(F.col("dst").alias("src"), F.col("src").alias("dst")))
     und = und.distinct().persist()
     # Counting fills the cache that the rounds below read anyway; only a small graph crosses to the driver.
