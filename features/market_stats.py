@@ -164,15 +164,17 @@ def shrink(child: DataFrame, parent: DataFrame, parent_keys: list[str], k: float
     p = parent.select(*parent_keys, "stat_date", *[F.col(c).alias(f"parent_{c}") for c in parent.columns
                                                     if c not in (*parent_keys, "stat_date")])
     df = child.join(p, [*parent_keys, "stat_date"], "left")
+    mixed: dict[str, Column] = {}  # one projection (a withColumn per statistic re-analyses the plan each time)
     for w in WINDOWS:
         n, m = F.col(f"n_sales_{w}d"), F.col(f"n_listed_{w}d")
         for q in QUANTILES:
             c, pc = F.col(f"{q}_{w}d"), F.col(f"parent_{q}_{w}d")
-            mixed = F.expm1((n * F.log1p(c) + F.lit(k) * F.log1p(pc)) / (n + F.lit(k)))
-            df = df.withColumn(f"{q}_{w}d", F.when(c.isNull(), pc).when(pc.isNull(), c).otherwise(mixed))
+            log_mix = F.expm1((n * F.log1p(c) + F.lit(k) * F.log1p(pc)) / (n + F.lit(k)))
+            mixed[f"{q}_{w}d"] = F.when(c.isNull(), pc).when(pc.isNull(), c).otherwise(log_mix)
         st, pst = F.col(f"sell_through_{w}d"), F.col(f"parent_sell_through_{w}d")
-        df = df.withColumn(f"sell_through_{w}d", F.when(st.isNull(), pst).when(pst.isNull(), st)
-                           .otherwise((m * st + F.lit(k) * pst) / (m + F.lit(k))))
+        mixed[f"sell_through_{w}d"] = (F.when(st.isNull(), pst).when(pst.isNull(), st)
+                                       .otherwise((m * st + F.lit(k) * pst) / (m + F.lit(k))))
+    df = df.withColumns(mixed)
     return df.drop(*[c for c in df.columns if c.startswith("parent_")])
 
 

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pricing.platform import columns
 from pricing.platform.catalog import Table
 
 
@@ -48,10 +48,10 @@ class FeatureSpec:
         missing = [f.name for f in self.schema.fields if f.name not in df.columns]
         if missing:
             raise ValueError(f"{self.name}: compute() did not produce columns {missing}")
-        return df.select(*[
-            F.col(f.name).cast(f.dataType).alias(f.name, metadata={"comment": self.column_docs[f.name]}
-                                                 if with_comments else {})
-            for f in self.schema.fields])
+        out = columns.cast_to(df, self.schema)
+        if not with_comments:
+            return out
+        return columns.with_metadata(out, {f.name: {"comment": self.column_docs[f.name]} for f in self.schema.fields})
 
     def fingerprint(self, params: dict | None = None) -> str:
         """Changes with the schema, keys, docs, version or build ``params`` (config the rows depend on):

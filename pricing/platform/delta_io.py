@@ -36,9 +36,8 @@ from delta.exceptions import (
 )
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from pricing.platform import catalog
+from pricing.platform import catalog, columns
 from pricing.platform.errors import ConcurrentWriteError, MissingTableError
 from pricing.platform.tables import TableRef
 
@@ -101,21 +100,22 @@ def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> Data
 
 
 def without_comments(df: DataFrame) -> DataFrame:
-    """``df`` with no column ``comment`` metadata.  A same-type cast hides a column's metadata (an alias keeps
-    an attribute's own); the optimizer drops the cast again, so it costs nothing at run time."""
-    if not any("comment" in f.metadata for f in df.schema.fields):
+    """``df`` with no column ``comment`` metadata (other metadata kept): one same-type cast of every column, which
+    hides its metadata (:func:`columns.cast_to`), and the rest of the metadata set again where there was any."""
+    schema = df.schema
+    if not any("comment" in f.metadata for f in schema.fields):
         return df
-    return df.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) if "comment" in f.metadata
-                       else F.col(f"`{f.name}`") for f in df.schema.fields])
+    rest = {f.name: {k: v for k, v in f.metadata.items() if k != "comment"} for f in schema.fields}
+    out = columns.cast_to(df, schema)
+    return columns.with_metadata(out, {n: m for n, m in rest.items() if m})
 
 
 def documented(df: DataFrame, docs: Mapping[str, str] | None) -> DataFrame:
     """``df`` with each column named in ``docs`` carrying its description as ``comment`` metadata (Delta keeps
     it as the column comment); other columns as they are."""
-    if not docs or not any(c in docs for c in df.columns):
+    if not docs:
         return df
-    return df.select(*[F.col(f"`{f.name}`").alias(f.name, metadata={**f.metadata, "comment": docs[f.name]})
-                       if f.name in docs else F.col(f"`{f.name}`") for f in df.schema.fields])
+    return columns.with_metadata(df, {name: {"comment": text} for name, text in docs.items()})
 
 
 def _sql_string(s: str) -> str:

@@ -30,6 +30,7 @@ seconds to import and only the validate job needs it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -381,6 +382,32 @@ def _patch_quantile_expectation() -> None:
     Quantiles._validate = _validate  # type: ignore[method-assign]
 
 
+def _patch_unexpected_values() -> None:
+    """GX 1.24.1 fetches a column-map expectation's examples of unexpected values even when none are asked for
+    (``partial_unexpected_count`` 0, :data:`FIRST_PASS`): one ``limit(0)`` query per expectation, about a hundred
+    per validate run, each analysed by Spark and built with some eighty driver-to-JVM calls, for an empty list.
+    Wrap the Spark providers of every ``*.unexpected_values`` metric to return that empty list directly; any
+    other request (``BASIC`` examples, ``COMPLETE``) goes to GX as before."""
+    from great_expectations.expectations.registry import _registered_metrics
+
+    for name, definition in _registered_metrics.items():
+        provider = definition.get("providers", {}).get("SparkDFExecutionEngine")
+        if not name.endswith(".unexpected_values") or provider is None or getattr(provider[1], "_no_empty_query",
+                                                                                  False):
+            continue
+        metric_class, fn = provider
+
+        @functools.wraps(fn)  # keeps the attributes GX reads from a provider (its metric function type)
+        def values(*args: Any, _fn: Any = fn, **kwargs: Any) -> Any:
+            fmt = kwargs["metric_value_kwargs"]["result_format"]
+            if fmt.get("result_format") != "COMPLETE" and fmt.get("partial_unexpected_count") == 0:
+                return []
+            return _fn(*args, **kwargs)
+
+        values._no_empty_query = True  # type: ignore[attr-defined]
+        definition["providers"]["SparkDFExecutionEngine"] = (metric_class, values)
+
+
 def open_context(gx_dir: Path, docs_dir: Path) -> Any:
     """A GX file context in ``gx_dir`` (suites, checkpoints and the validation results the Data Docs
     index lists) with one Data Docs site, ``docs_dir``.  Both live under the state root, not the repo."""
@@ -428,6 +455,7 @@ def run_suite(suite: SuiteSpec, df: DataFrame, context: Any, run_id: str, run_ti
     from great_expectations.core.run_identifier import RunIdentifier
 
     _patch_quantile_expectation()
+    _patch_unexpected_values()
     resolved = [resolve(e, previous_rows, reference) for e in suite.expectations]
     # persist=False: GX would cache each table it is given; the metrics read only a few columns each.
     source = context.data_sources.add_or_update_spark(name=f"spark_{suite.name}", persist=False)
