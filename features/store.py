@@ -16,8 +16,8 @@ from pyspark.sql import functions as F
 from features.spec import FeatureSpec
 from pricing.platform import delta_io
 from pricing.platform.config import Config
-from pricing.platform.rows import first_row, first_value
-from pricing.platform.tables import TableRef, table
+from pricing.platform.rows import first_value
+from pricing.platform.tables import table
 
 WATERMARK = "pricing.watermark"
 WATERMARK_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
@@ -34,17 +34,13 @@ def _sql_string(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
-    return dict(first_row(spark.sql(f"DESCRIBE DETAIL {ref.sql}"))["properties"] or {})
-
-
 def watermark(spark: SparkSession, cfg: Config, spec: FeatureSpec, params: dict | None = None) -> str | None:
     """The bronze ingestion time the table is built through; None when it must be (re)built in full:
     no table yet, no watermark, or a table written for a different spec (schema or docs changed)."""
     ref = table(cfg, spec.name)
     if not delta_io.exists(spark, ref):
         return None
-    props = properties(spark, ref)
+    props = delta_io.properties(spark, ref)
     if props.get(SPEC_HASH) != spec.fingerprint(params) or WATERMARK not in props:
         return None
     return props[WATERMARK]

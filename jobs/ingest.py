@@ -12,7 +12,7 @@ import json
 
 from pyspark.sql import SparkSession
 
-from features.store import _sql_string, properties
+from features.store import _sql_string
 from pricing.platform import catalog, delta_io, faults
 from pricing.platform.config import Config
 from pricing.platform.errors import DataQualityError
@@ -66,7 +66,7 @@ def _ingest(spark: SparkSession, cfg: Config) -> JobSummary:
     built_from = json.dumps({catalog.BRONZE_EVENT_TABLES[et].logical: delta_io.version(spark, ref) for et, ref in bronze.items()},
                             sort_keys=True)
     stale = [t for t in silver if not delta_io.exists(spark, table(cfg, t))
-             or properties(spark, table(cfg, t)).get(SILVER_SOURCE) != built_from]
+             or delta_io.properties(spark, table(cfg, t)).get(SILVER_SOURCE) != built_from]
     if totals.inserted or stale:
         created, changes, sold, removed = (delta_io.read(spark, bronze[et]) for et in schemas.LANDING)
         for logical, df in zip(silver, (build_listings(created, changes, sold, removed), build_sales(created, sold)),

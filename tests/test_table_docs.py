@@ -107,6 +107,20 @@ def test_an_ml_table_is_documented_and_a_documented_table_gets_no_further_commit
     assert delta_io.version(spark, ref) == before + 1, "a documented table was documented again"
 
 
+def test_description_and_properties_read_what_describe_detail_shows(spark: SparkSession, tmp_path: Path) -> None:
+    ref = TableRef("scratch.undocumented", str(tmp_path / "scratch"), None)  # in no catalog: nothing documents it
+    delta_io.overwrite(spark.createDataFrame([(1,)], "Comment long"), ref)
+    assert delta_io.description(spark, ref) is None  # a column named "Comment" is not the table's comment
+    assert not {k for k in delta_io.properties(spark, ref) if not k.startswith("delta.")}
+    spark.sql(f"COMMENT ON TABLE {ref.sql} IS 'Prices, # and more'")
+    spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ('pricing.a' = 'x = 1', 'pricing.b' = '')")
+    detail = spark.sql(f"DESCRIBE DETAIL {ref.sql}").first()
+    assert delta_io.description(spark, ref) == detail["description"] == "Prices, # and more"
+    props = delta_io.properties(spark, ref)
+    assert {k: v for k, v in props.items() if not k.startswith("delta.")} == detail["properties"] == {
+        "pricing.a": "x = 1", "pricing.b": ""}
+
+
 def test_every_column_of_bronze_silver_and_validation_results_is_documented(spark: SparkSession) -> None:
     for et, docs in schemas.BRONZE_DOCS.items():
         assert set(bronze_schema(spark, et).fieldNames()) == set(docs), et
