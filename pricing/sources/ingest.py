@@ -23,6 +23,9 @@ from pricing.sources import schemas
 from pricing.sources.landing import parse, to_bronze, to_quarantine
 
 LOCK = "ingest.lock"
+PARALLEL_LISTING = "spark.sql.sources.parallelPartitionDiscovery.threshold"
+DRIVER_LISTING_FOLDERS = 4096
+"""The ``files`` reader lists up to this many landing folders on the driver (see :func:`stream_landing`)."""
 
 
 """Held under ``<storage.root>/locks/`` while an ingest runs (:mod:`pricing.platform.locks`)."""
@@ -138,13 +141,23 @@ def stream_landing(spark: SparkSession, cfg: Config, event_type: str, landing: s
             F.current_timestamp().alias("ingested_at"),
         )
     )
-    query = (
-        stream.writeStream.trigger(availableNow=True)
-        .option("checkpointLocation", reader.checkpoint)
-        .foreachBatch(lambda df, _id: tally.add(_process_batch(spark, cfg, event_type, df)))
-        .start()
-    )
-    query.awaitTermination()
+    # The file source lists the whole landing tree (a folder per day) a few times per run.  Above 32 folders Spark
+    # lists them with a Spark job of a task per folder, which on a small cluster costs seconds a listing while the
+    # driver lists a few thousand folders of a local disk or a Volume in milliseconds: list them on the driver
+    # for this stream (the session's setting is restored after).  Auto Loader lists its own way.
+    listing = spark.conf.get(PARALLEL_LISTING) or "32"  # Spark's default
+    if reader.format == "text":
+        spark.conf.set(PARALLEL_LISTING, str(max(int(listing), DRIVER_LISTING_FOLDERS)))
+    try:
+        query = (
+            stream.writeStream.trigger(availableNow=True)
+            .option("checkpointLocation", reader.checkpoint)
+            .foreachBatch(lambda df, _id: tally.add(_process_batch(spark, cfg, event_type, df)))
+            .start()
+        )
+        query.awaitTermination()
+    finally:
+        spark.conf.set(PARALLEL_LISTING, listing)
     return tally
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -55,3 +55,33 @@ def test_good_record_becomes_typed_bronze_row(spark) -> None:
         "event_id string, event_type string, listing_id long, price double, currency string, "
         "event_time timestamp, source_file string, ingested_at timestamp")
     assert_df_equality(got, expected, ignore_nullable=True)
+
+
+def test_the_files_reader_lists_landing_folders_on_the_driver_and_restores_the_setting(spark, tmp_path,
+                                                                                        monkeypatch) -> None:
+    from pricing.platform.config import load_config
+    from pricing.sources import ingest
+
+    cfg = load_config("local", [f"storage.root={tmp_path}"])
+    landing = tmp_path / "landing"
+    for day in range(40):  # more folders than Spark's default threshold (32) for a distributed listing
+        folder = landing / "listing_sold" / f"landing_date={date(2025, 1, 1) + timedelta(days=day)}"
+        folder.mkdir(parents=True)
+        (folder / "part-0.json").write_text(_sold(event_id=f"listing_sold:{day}", listing_id=day) + "\n")
+    seen = []
+    process = ingest._process_batch
+
+    def spy(spark_, cfg_, event_type, df):  # the setting as the stream's batches see it
+        seen.append(df.sparkSession.conf.get(ingest.PARALLEL_LISTING))
+        return process(spark_, cfg_, event_type, df)
+
+    monkeypatch.setattr(ingest, "_process_batch", spy)
+    original = spark.conf.get(ingest.PARALLEL_LISTING)
+    spark.conf.set(ingest.PARALLEL_LISTING, "32")
+    try:
+        tally = ingest.stream_landing(spark, cfg, "listing_sold", str(landing))
+        assert (tally.read, tally.inserted, tally.quarantined) == (40, 40, 0)
+        assert seen and set(seen) == {str(ingest.DRIVER_LISTING_FOLDERS)}
+        assert spark.conf.get(ingest.PARALLEL_LISTING) == "32"
+    finally:
+        spark.conf.set(ingest.PARALLEL_LISTING, original)
