@@ -90,12 +90,13 @@ def test_missing_feature_column_is_named() -> None:
 def test_score_frame_matches_the_local_predictor(spark) -> None:
     iv = Intervals("conformal", "seg", {ALL: (-0.2, 0.3), "1": (-0.4, 0.1)})
     pred = PricePredictor(FEATURES, _booster(), iv)
-    rows = [(1, 0.5, 1), (2, 4.0, 0), (3, None, 1)]
+    # Doubles no float32 holds (0.1, 2.0000001): Spark's cast to float rounds them as numpy (and xgboost) do.
+    rows = [(1, 0.5, 1), (2, 4.0, 0), (3, None, 1), (4, 0.1, 0), (5, 2.0000001, 1)]
     df = spark.createDataFrame(rows, "listing_id long, x double, seg int")
-    X = np.array([[0.5, 1], [4.0, 0], [np.nan, 1]], dtype=np.float32)
+    X = np.array([[0.5, 1], [4.0, 0], [np.nan, 1], [0.1, 0], [2.0000001, 1]], dtype=np.float64).astype(np.float32)
     p10, p50, p90 = pred.predict(X)
     expected = spark.createDataFrame(
-        [(i, float(a), float(b), float(c)) for i, a, b, c in zip([1, 2, 3], p10, p50, p90, strict=True)],
+        [(i, float(a), float(b), float(c)) for i, a, b, c in zip([1, 2, 3, 4, 5], p10, p50, p90, strict=True)],
         "listing_id long, p10 double, p50 double, p90 double")
     assert_df_equality(score_frame(df, pred), expected, ignore_row_order=True, ignore_nullable=True)
 
