@@ -211,3 +211,19 @@ def test_an_encouragement_world_suggests_prices_and_sellers_choose(spark, cfg, t
     assert log["listing_id"].tolist() == expected["listing_id"].tolist()
     assert log["adopted"].tolist() == expected["suggestion_adopted"].tolist()
     sim.listings.unpersist()
+
+
+@pytest.mark.parametrize("seed", [0, 42, -7, 2**40])
+def test_a_hashed_uniform_is_the_same_from_column_names_as_from_columns(spark, seed) -> None:
+    from chispa import assert_df_equality
+    from pyspark.sql import functions as F
+
+    from pricing.sources.exploration import uniform
+
+    df = spark.createDataFrame([(i, f"e{i}", None if i == 3 else i * 7) for i in range(50)], "a long, b string, c long")
+    for salt in ("plain", "it's a \\ salt:a"):
+        by_name = df.select(uniform(seed, salt, "a", "b", "c").alias("u"))
+        by_column = df.select(uniform(seed, salt, F.col("a"), F.col("b"), F.col("c")).alias("u"))
+        assert_df_equality(by_name, by_column, ignore_nullable=True)
+        values = [r.u for r in by_name.collect()]
+        assert all(0 < v < 1 for v in values) and len(set(values)) == 50
