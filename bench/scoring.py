@@ -1,6 +1,6 @@
 """How to apply the champion to a large table: the candidates side by side, on the same rows and machine.
 
-    .venv/bin/python bench/scoring.py --set storage.root=/tmp/p1m [--rows N]
+    .venv/bin/python bench/scoring.py --set storage.root=/tmp/p1m [--rows N] [--only ours,native]
 
 Needs a trained champion and `features.training_set` under that storage root.  Every listing of the training
 set is scored (active or not: this measures throughput, not the catalogue).  Candidates:
@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     ap.add_argument("--rows", type=int, default=0, help="score only this many rows (0: all)")
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per candidate (best is kept)")
+    ap.add_argument("--only", default="", help="comma-separated candidates to run (ours, transform, pyfunc, "
+                    "native); default all")
     args = ap.parse_args()
     cfg = load_config("local", args.overrides)
     spark = get_spark(cfg, app_name="bench-scoring")
@@ -71,10 +73,12 @@ def main() -> None:
         print(f"{name}: {best:.1f} s, {n / best:,.0f} rows/s", flush=True)
         return best
 
+    wanted = set(args.only.split(",")) if args.only else {"ours", "transform", "pyfunc", "native"}
     results: dict[str, float] = {}
-    results["mapInPandas + inplace_predict (ours)"] = timed(
-        "ours", lambda: write(score_frame(delta_io.read(spark, src).limit(n) if args.rows else delta_io.read(spark, src),
-                                          predictor), "ours"))
+    if "ours" in wanted:
+        results["mapInPandas + inplace_predict (ours)"] = timed(
+            "ours", lambda: write(score_frame(delta_io.read(spark, src).limit(n) if args.rows
+                                              else delta_io.read(spark, src), predictor), "ours"))
 
     from xgboost.spark import SparkXGBRegressor, SparkXGBRegressorModel
 
@@ -90,10 +94,8 @@ def main() -> None:
         vec = assembler.transform(df.select("listing_id", *[F.col(c).cast("double") for c in feats]))
         write(spark_model.transform(vec).select("listing_id", "prediction"), "transform")
 
-    results["SparkXGBRegressorModel.transform (median only)"] = timed("transform", transform)
-
-    udf = mlflow.pyfunc.spark_udf(spark, f"models:/{cfg.mlflow.model_name}/{version}",
-                                  result_type="p10 double, p50 double, p90 double", env_manager="local")
+    if "transform" in wanted:
+        results["SparkXGBRegressorModel.transform (median only)"] = timed("transform", transform)
 
     def pyfunc() -> None:
         df = delta_io.read(spark, src)
@@ -101,7 +103,10 @@ def main() -> None:
         cast = df.select("listing_id", *[F.col(c).cast("double") for c in feats])
         write(cast.withColumn("pred", udf(*[F.col(c) for c in feats])).select("listing_id", "pred.*"), "pyfunc")
 
-    results["mlflow.pyfunc.spark_udf"] = timed("pyfunc", pyfunc)
+    if "pyfunc" in wanted:
+        udf = mlflow.pyfunc.spark_udf(spark, f"models:/{cfg.mlflow.model_name}/{version}",
+                                      result_type="p10 double, p50 double, p90 double", env_manager="local")
+        results["mlflow.pyfunc.spark_udf"] = timed("pyfunc", pyfunc)
 
     pdf = base.select(*[F.col(c).cast("double") for c in feats]).toPandas()
     X = pdf.to_numpy(dtype=np.float32, na_value=np.nan)
@@ -109,7 +114,7 @@ def main() -> None:
     results["native inplace_predict (in memory, 2 threads, p10/p50/p90)"] = timed(
         "native", lambda: predictor.predict(X))
     shutil.rmtree(out_dir, ignore_errors=True)
-    native = results["native inplace_predict (in memory, 2 threads, p10/p50/p90)"]
+    native = results["native inplace_predict (in memory, 2 threads, p10/p50/p90)"]  # always measured
     out = Path(__file__).parent / "results" / f"{date.today()}-scoring-{n}"
     out.with_suffix(".json").write_text(json.dumps({"rows": n, "seconds": results, "features": len(feats)}, indent=2))
     lines = [f"# Scoring {n:,} rows x {len(feats)} features (best of {args.repeat})", "",
