@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.spec import FeatureSpec
-from pricing.platform import delta_io
+from pricing.platform import columns, delta_io
 from pricing.platform.config import Config
 from pricing.platform.rows import first_value
 from pricing.platform.tables import table
@@ -28,10 +28,6 @@ SPEC_HASH = "pricing.spec_hash"
 def ingested_through(df: DataFrame) -> str | None:
     """The latest ``ingested_at`` of ``df`` as a watermark string; None when ``df`` is empty."""
     return first_value(df.agg(F.date_format(F.max("ingested_at"), WATERMARK_FORMAT)))
-
-
-def _sql_string(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def watermark(spark: SparkSession, cfg: Config, spec: FeatureSpec, params: dict | None = None) -> str | None:
@@ -61,5 +57,5 @@ def write_features(spark: SparkSession, cfg: Config, spec: FeatureSpec, df: Data
         delta_io.merge(spark, rows, ref, list(spec.primary_keys), delete_unmatched_where=replace_slice)
     props = {"comment": spec.description, SPEC_HASH: spec.fingerprint(params), WATERMARK: built_through}
     spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ("
-              + ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in props.items()) + ")")
+              + ", ".join(f"{columns.sql_string(k)} = {columns.sql_string(v)}" for k, v in props.items()) + ")")
     return delta_io.version(spark, ref)

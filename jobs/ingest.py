@@ -12,8 +12,7 @@ import json
 
 from pyspark.sql import SparkSession
 
-from features.store import _sql_string
-from pricing.platform import catalog, delta_io, faults
+from pricing.platform import catalog, columns, delta_io, faults
 from pricing.platform.config import Config
 from pricing.platform.errors import DataQualityError
 from pricing.platform.locks import job_lock
@@ -74,8 +73,8 @@ def _ingest(spark: SparkSession, cfg: Config) -> JobSummary:
             ref = table(cfg, logical)
             delta_io.overwrite(df, ref, docs=SILVER_DOCS[logical])
             # Recorded after the data commit: a crash in between only makes the next run rebuild again.
-            spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ({_sql_string(SILVER_SOURCE)} = "
-                      f"{_sql_string(built_from)})")
+            spark.sql(f"ALTER TABLE {ref.sql} SET TBLPROPERTIES ({columns.sql_string(SILVER_SOURCE)} = "
+                      f"{columns.sql_string(built_from)})")
     for logical in silver:
         ref = table(cfg, logical)
         summary.rows_out[logical.logical] = delta_io.read(spark, ref).count()

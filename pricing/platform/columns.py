@@ -17,12 +17,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 
 def quote(name: str) -> str:
     """``name`` as a SQL identifier."""
     return "`" + name.replace("`", "``") + "`"
+
+
+def sql_string(s: str) -> str:
+    """``s`` as a SQL string literal."""
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def sql_type(dt: T.DataType) -> str:
@@ -69,6 +75,4 @@ def with_metadata(df: DataFrame, metadata: Mapping[str, Mapping[str, Any]],
     if all(_atomic(f.dataType) for f in schema):
         return df.to(target)  # one call; for atomic columns it only re-labels them
     # ``to`` rebuilds nested columns element by element (an identity ``transform`` over every array): alias them.
-    from pyspark.sql import functions as F
-
     return df.select(*[F.col(quote(f.name)).alias(f.name, metadata=f.metadata) for f in target])

@@ -118,10 +118,6 @@ def documented(df: DataFrame, docs: Mapping[str, str] | None) -> DataFrame:
     return columns.with_metadata(df, {name: {"comment": text} for name, text in docs.items()})
 
 
-def _sql_string(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def description(spark: SparkSession, ref: TableRef) -> str | None:
     """The table's comment (Delta's description), None when it has none.  ``DESCRIBE TABLE EXTENDED`` reads it
     from the table's metadata; ``DESCRIBE DETAIL`` would also total the sizes of all its files, which costs a
@@ -148,13 +144,13 @@ def document(spark: SparkSession, ref: TableRef, docs: Mapping[str, str] | None 
 
     def once() -> None:
         if entry is not None and description(spark, ref) != entry.description:
-            spark.sql(f"COMMENT ON TABLE {ref.sql} IS {_sql_string(entry.description)}")
+            spark.sql(f"COMMENT ON TABLE {ref.sql} IS {columns.sql_string(entry.description)}")
         if docs:
             comments = {f.name: f.metadata.get("comment") for f in _raw(spark, ref).schema.fields}
             for name, text in docs.items():
                 if name in comments and comments[name] != text:
                     column = name.replace("`", "``")
-                    spark.sql(f"ALTER TABLE {ref.sql} ALTER COLUMN `{column}` COMMENT {_sql_string(text)}")
+                    spark.sql(f"ALTER TABLE {ref.sql} ALTER COLUMN `{column}` COMMENT {columns.sql_string(text)}")
 
     with_retries(ref, "documentation", once)
 

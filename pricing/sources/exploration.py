@@ -10,6 +10,8 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from pricing.platform import columns
+
 _MASK53 = (1 << 53) - 1
 
 SUGGESTION_LOG = "_experiment/suggestions"
@@ -24,9 +26,8 @@ def uniform(seed: int, salt: str, *cols: Column | str) -> Column:
         # The same expression as below, written as one SQL string: one driver-to-JVM call instead of about ten
         # (a world is built from hundreds of these).  Literals typed as F.lit types them: an int seed as INT
         # (BIGINT beyond 32 bits), doubles with the D suffix.
-        ids = ", ".join("`" + str(c).replace("`", "``") + "`" for c in cols)
-        text = "'" + salt.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        return F.expr(f"(CAST(xxhash64({int(seed)}, {text}, {ids}) & {_MASK53} AS DOUBLE) + 0.5D) "
+        ids = ", ".join(columns.quote(str(c)) for c in cols)
+        return F.expr(f"(CAST(xxhash64({int(seed)}, {columns.sql_string(salt)}, {ids}) & {_MASK53} AS DOUBLE) + 0.5D) "
                       f"/ {float(1 << 53)!r}D")
     h = F.xxhash64(F.lit(seed), F.lit(salt), *cols)
     return (h.bitwiseAND(F.lit(_MASK53)).cast("double") + 0.5) / float(1 << 53)
