@@ -31,7 +31,7 @@ def main(overrides: list[str]) -> None:
     data = delta_io.read(spark, table(cfg, catalog.TRAINING_SET)).persist()
     split = time_split(data, cfg)
     feats = features_of(cfg)
-    assembled, prepare_s = prepare(split, feats)
+    assembled, prepare_s = prepare(split, feats, cfg.train.num_workers)
     t = cfg.train
     params = t.booster.tree_params()
     print(f"rows {assembled.count():,} (prepared in {prepare_s:.1f} s); {t.num_workers} worker(s) x "

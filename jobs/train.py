@@ -50,7 +50,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     rows = split_rows(split)
     summary.rows_in = dict(rows)
     tracking.setup(cfg)
-    assembled, prepare_s = prepare(split, feats)
+    assembled, prepare_s = prepare(split, feats, cfg.train.num_workers)
     with mlflow.start_run(run_name=f"train-{cfg.env}") as active, tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         run_id = active.info.run_id

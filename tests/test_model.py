@@ -19,6 +19,7 @@ from pricing.price_model.predictor import (
     p50_bands,
     score_frame,
 )
+from pricing.price_model.training import score_with_labels
 
 FEATURES = ("x", "seg")
 
@@ -99,6 +100,23 @@ def test_score_frame_matches_the_local_predictor(spark) -> None:
         [(i, float(a), float(b), float(c)) for i, a, b, c in zip([1, 2, 3, 4, 5], p10, p50, p90, strict=True)],
         "listing_id long, p10 double, p50 double, p90 double")
     assert_df_equality(score_frame(df, pred), expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_evaluation_scores_on_the_driver_as_score_frame_does_on_executors(spark) -> None:
+    iv = Intervals("conformal", "seg", {ALL: (-0.2, 0.3), "1": (-0.4, 0.1)})
+    pred = PricePredictor(FEATURES, _booster(), iv)
+    rows = [(1, 0.5, 1, 2.0, "a"), (2, 4.0, 0, 3.5, "b"), (3, None, 1, 1.0, "a"), (4, 0.1, 0, 0.7, "c"),
+            (5, 2.0000001, 1, 4.2, "b")]
+    df = spark.createDataFrame(rows, "listing_id long, x double, seg int, label double, brand string")
+    # An extra column that is also a feature comes back as it is, beside the predictions.
+    got = score_with_labels(df, pred, ("brand", "seg")).sort_values("listing_id").reset_index(drop=True)
+    want = (score_frame(df, pred).join(df.select("listing_id", "label", "brand", "seg"), "listing_id").toPandas()
+            .sort_values("listing_id").reset_index(drop=True))
+    assert list(got.columns) == ["listing_id", "label", "brand", "seg", "p10", "p50", "p90", "p10_log", "p50_log",
+                                 "p90_log"]
+    for c in ("listing_id", "label", "brand", "seg", "p10", "p50", "p90"):
+        assert got[c].tolist() == want[c].tolist(), c
+    assert np.allclose(got["p50_log"], np.log1p(want["p50"]))
 
 
 def test_conformal_quantile_is_the_finite_sample_rank() -> None:

@@ -56,7 +56,7 @@ from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError, ModelGateError
 from pricing.platform.rows import first_value
 from pricing.platform.tables import TableRef
-from pricing.price_model.training import check_workers, fit, git_commit, with_threads, worker_threads
+from pricing.price_model.training import check_workers, fit, fit_estimator, git_commit
 from pricing.sources.exploration import SUGGESTION_LOG, price_nudge
 from pricing.sources.landing import MANIFEST
 
@@ -177,7 +177,7 @@ def fit_classifier(spark: SparkSession, cfg: Config, data: DataFrame, n_features
         early_stopping_rounds=b.early_stopping_rounds, random_state=b.seed, force_repartition=True, verbose=False,
         eval_metric="logloss", monotone_constraints=constraints, **b.tree_params(),
     )
-    return with_threads(clf, worker_threads(spark, cfg)).fit(data).get_booster()
+    return fit_estimator(spark, cfg, clf, data).get_booster()
 
 
 def _with_predicted(df: DataFrame, predictor: DemandPredictor, name: str,

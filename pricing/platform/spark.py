@@ -94,6 +94,9 @@ def get_spark(cfg: Config, app_name: str | None = None, testing: bool = False) -
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # PySpark's own default (each Python worker's OpenMP pool capped at its task's cores), made explicit so
+        # that training can lift it for its barrier stage alone (pricing.price_model.training.openmp_threads).
+        .config("spark.executorEnv.OMP_NUM_THREADS", cfg.spark.conf.get("spark.task.cpus", "1"))
     )
     if local:
         builder = builder.config("spark.driver.bindAddress", LOOPBACK).config("spark.driver.host", LOOPBACK)

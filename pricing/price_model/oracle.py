@@ -64,9 +64,6 @@ def structured_oracle(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFra
     X, vocab = _design(train)
     Xv, Xt = _design(valid, vocab)[0], _design(test, vocab)[0]
     y = train["label"].to_numpy()
-
-    def fitted(alpha: float) -> Ridge:
-        return Ridge(alpha=alpha).fit(X, y)
-
-    best = min(ALPHAS, key=lambda a: rmsle(valid["label"].to_numpy(), fitted(a).predict(Xv)))
-    return rmsle(test["label"].to_numpy(), fitted(best).predict(Xt))
+    fitted = {a: Ridge(alpha=a).fit(X, y) for a in ALPHAS}
+    best = min(ALPHAS, key=lambda a: rmsle(valid["label"].to_numpy(), fitted[a].predict(Xv)))
+    return rmsle(test["label"].to_numpy(), fitted[best].predict(Xt))

@@ -6,6 +6,8 @@ session's workflow built.
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
@@ -92,11 +94,15 @@ def test_the_run_carries_what_a_reviewer_needs(spark, cfg, workflow) -> None:
     assert run.data.tags["intervals"] == "cqr"
     assert len(client.get_metric_history(run.info.run_id, "valid_rmse")) > 5  # per-iteration validation loss
     assert run.data.params["training_table_version"].isdigit()
-    assert run.data.tags["git_commit"] and run.data.params["cfg.train.num_workers"] == "2"
-    assert run.data.params["xgboost_threads_per_worker"] == "1"  # two local workers share the cores of local[2]
+    assert run.data.tags["git_commit"] and run.data.params["cfg.train.num_workers"] == "1"
+    assert run.data.params["xgboost_threads_per_worker"] == "2"  # one local worker with both cores of local[2]
     inputs = run.inputs.dataset_inputs
     assert [d.dataset.name for d in inputs] == ["features.training_set"]
     assert inputs[0].tags[0].value == "training"
+    # The profile is the table version's exact row count (MLflow's own pickles every row into Python to count).
+    version = int(run.data.params["training_table_version"])
+    rows = delta_io.read(spark, table(cfg, "features.training_set"), version=version).count()
+    assert json.loads(inputs[0].dataset.profile) == {"approx_count": rows}
     segments = client.download_artifacts(run.info.run_id, "segment_metrics.csv")
     with open(segments) as fh:
         dims = {line.split(",")[0] for line in fh.readlines()[1:]}

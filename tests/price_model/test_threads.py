@@ -1,16 +1,27 @@
-"""xgboost threads per worker: one worker on one machine trains with every core of the local master."""
+"""xgboost threads per worker: one worker on one machine trains with every core of the local master, its Python
+worker's OpenMP pool lets it, and the assembled frame goes to the workers without a shuffle per fit."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import DataFrame, SparkSession
 
 from pricing.platform.config import Config, TrainConfig
-from pricing.price_model.training import fit, local_cores, threads_per_worker
+from pricing.price_model.training import (
+    Split,
+    assemble,
+    fit,
+    local_cores,
+    openmp_threads,
+    threads_per_worker,
+)
 
 
 @pytest.mark.parametrize(("master", "cores"), [
@@ -56,3 +67,40 @@ def test_one_local_worker_trains_with_every_core_and_two_share_them(spark: Spark
     # The same rows and parameters: the thread count changes the speed, not what is learnt.
     x = np.array([[1.0, 2.0], [4.0, 0.5]], dtype=np.float32)
     assert np.allclose(booster.inplace_predict(x), shared.inplace_predict(x), atol=0.2)
+
+
+def _openmp(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    import os
+
+    for _ in batches:
+        pass
+    yield pd.DataFrame({"omp": [os.environ.get("OMP_NUM_THREADS")]})
+
+
+def test_training_workers_get_the_threads_in_their_openmp_pool_and_other_udfs_keep_one(spark: SparkSession) -> None:
+    # PySpark caps a Python worker's OpenMP pool (which xgboost's nthread cannot exceed) at its task's cores,
+    # 1 here; the session states that cap, and a UDF made inside openmp_threads gets the training threads.
+    assert spark.sparkContext.getConf().get("spark.executorEnv.OMP_NUM_THREADS") == "1"
+    rows = spark.range(4).repartition(2)
+    with openmp_threads(spark, 2):
+        inside = rows.mapInPandas(_openmp, "omp string")
+    outside = rows.mapInPandas(_openmp, "omp string")
+    assert [r.omp for r in inside.collect()] == ["2", "2"]  # made in the block, run after it
+    assert [r.omp for r in outside.collect()] == ["1", "1"]
+    assert spark.sparkContext.environment.get("OMP_NUM_THREADS") == "1"
+
+
+def test_the_assembled_frame_has_one_partition_per_worker_each_with_training_and_validation_rows(
+        spark: SparkSession) -> None:
+    train = spark.createDataFrame([(float(i), float(i % 7), 1.0 + i) for i in range(40)], "a double, b double, label double")
+    valid = spark.createDataFrame([(float(i), 1.0, 2.0) for i in range(6)], "a double, b double, label double")
+    t0 = datetime(2025, 1, 1)
+    split = Split(train, valid, valid, valid, valid, t0, t0, t0, t0, t0, 30)
+    data = assemble(split, ("a", "b"), workers=2)
+    try:
+        assert data.rdd.getNumPartitions() == 2
+        per_partition = data.rdd.mapPartitions(lambda rows: [sorted({r.is_valid for r in rows})]).collect()
+        assert per_partition == [[False, True], [False, True]]
+        assert sorted(r.label for r in data.collect()) == sorted([1.0 + i for i in range(40)] + [2.0] * 6)
+    finally:
+        data.unpersist()
