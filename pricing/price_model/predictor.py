@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -97,6 +97,12 @@ PRED_SCHEMA = T.StructType([
 ])
 
 
+def model_inputs(features: Sequence[str], names: Sequence[str] | None = None) -> list[Column]:
+    """The ``features`` columns as the predictor reads them, float32 (xgboost reads any input as float32: the same
+    predictions from half the bytes), named ``names`` (default: as the features)."""
+    return [F.col(c).cast("float").alias(n) for c, n in zip(features, names or features, strict=True)]
+
+
 def score_frame(df: DataFrame, predictor: PricePredictor, features: Sequence[str] | None = None) -> DataFrame:
     """Distributed scoring: ``listing_id, p10, p50, p90`` for every row of ``df``.
 
@@ -114,5 +120,4 @@ def score_frame(df: DataFrame, predictor: PricePredictor, features: Sequence[str
             p10, p50, p90 = model.predict(model.matrix(pdf))
             yield pd.DataFrame({"listing_id": pdf["listing_id"].to_numpy(), "p10": p10, "p50": p50, "p90": p90})
 
-    # float32, as xgboost reads any input: the same predictions from half the bytes through Arrow.
-    return df.select("listing_id", *[F.col(c).cast("float") for c in cols]).mapInPandas(predict, PRED_SCHEMA)
+    return df.select("listing_id", *model_inputs(cols)).mapInPandas(predict, PRED_SCHEMA)
