@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 from pyspark.sql import SparkSession
 
+from features.listing_features import TEXT_COLUMNS
 from pricing.demand_model.estimator import ALL
 from pricing.demand_model.evaluation import evaluate, log_report
 from pricing.demand_model.training import (
@@ -39,7 +40,8 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     check_demand_settings(spark, cfg, design)
     ts_ref = table(cfg, catalog.TRAINING_SET)
     ts_version = delta_io.version(spark, ts_ref)
-    ts = delta_io.read(spark, ts_ref, version=ts_version).transform(with_demand_inputs(design, d.elasticity_segment))
+    ts = (delta_io.read(spark, ts_ref, version=ts_version).drop(*TEXT_COLUMNS)
+          .transform(with_demand_inputs(design, d.elasticity_segment)))
     feats = features_of(cfg)
     split = demand_split(ts, cfg, feats, ts_ref)
     rows = split.rows

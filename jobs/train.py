@@ -15,6 +15,7 @@ from pathlib import Path
 import mlflow
 from pyspark.sql import SparkSession
 
+from features.listing_features import TEXT_COLUMNS
 from pricing.platform import catalog, delta_io, tracking
 from pricing.platform.config import Config
 from pricing.platform.summary import JobSummary
@@ -44,7 +45,7 @@ def run(spark: SparkSession, cfg: Config) -> JobSummary:
     check_train_settings(spark, cfg, feats)
     ts_ref = table(cfg, catalog.TRAINING_SET)
     ts_version = delta_io.version(spark, ts_ref)
-    data = delta_io.read(spark, ts_ref, version=ts_version).persist()
+    data = delta_io.read(spark, ts_ref, version=ts_version).drop(*TEXT_COLUMNS).persist()
     check_comparables(cfg, data, ts_ref)
     split = time_split(data, cfg)
     rows = split_rows(split)

@@ -32,3 +32,12 @@ def test_session_is_utc_with_delta_and_small_shuffle(spark) -> None:
     assert conf.get("spark.sql.shuffle.partitions") == "2"
     assert "DeltaSparkSessionExtension" in conf.get("spark.sql.extensions")
     assert spark.sparkContext.getConf().get("spark.ui.enabled") == "false"
+
+
+def test_the_driver_keeps_generated_classes_and_collects_with_parallel_gc(spark) -> None:
+    """The JVM the session runs in, not only its conf: the codegen cache's size as Spark's SQL conf reads it, and
+    the garbage collectors the driver JVM really runs."""
+    jvm = spark.sparkContext._jvm
+    assert jvm.org.apache.spark.sql.internal.SQLConf.get().codegenCacheMaxEntries() == 10000
+    collectors = {b.getName() for b in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()}
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}, collectors

@@ -127,3 +127,13 @@ def test_the_brand_premium_reads_only_the_brands_earlier_sales_in_its_window(spa
     assert_approx_df_equality(rows.select("listing_id", *training_set.BRAND_FEATURES), expected, 1e-12,
                               ignore_row_order=True, ignore_nullable=True)
     assert set(training_set.BRAND_FEATURES) <= set(training_set.MODEL_FEATURES)
+
+
+def test_the_text_arrays_the_model_jobs_leave_out_are_the_tables_arrays_and_no_model_input() -> None:
+    """The train and demand jobs drop ``TEXT_COLUMNS`` before they cache rows or send them to Python: the names
+    must be the training table's array columns (a rename would make the drop a silent no-op), and no model input."""
+    from pyspark.sql import types as T
+
+    arrays = [f.name for f in training_set.SPEC.schema.fields if isinstance(f.dataType, T.ArrayType)]
+    assert arrays == list(listing_features.TEXT_COLUMNS)
+    assert set(listing_features.TEXT_COLUMNS).isdisjoint(training_set.MODEL_FEATURES)
