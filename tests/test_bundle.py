@@ -17,6 +17,7 @@ from databricks.bundles.jobs import DataSecurityMode, Job
 
 from pricing.platform.config import load_config
 from pricing.platform.errors import ConfigError
+from pricing.platform.spark import CODEGEN_CACHE
 from pricing.workflow.bundle import Bundle, load_bundle, load_validated, problems, target_resources
 from pricing.workflow.dag import load_tasks
 from pricing.workflow.runner import JOBS
@@ -82,6 +83,13 @@ def test_training_job_order_and_task_values(bundle: Bundle) -> None:
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in bundle.jobs["pricing_training"].spec["job_clusters"]}
     assert clusters["training"]["spark_conf"]["spark.task.cpus"] == "${var.cores_per_worker}"
     assert "spark.task.cpus" not in clusters["etl"]["spark_conf"]
+
+
+def test_every_job_cluster_keeps_as_many_generated_classes_as_a_local_session(bundle: Bundle) -> None:
+    key, value = CODEGEN_CACHE
+    for name, job in bundle.jobs.items():
+        for cluster in job.spec["job_clusters"]:
+            assert cluster["new_cluster"]["spark_conf"].get(key) == value, (name, cluster["job_cluster_key"])
 
 
 def test_scoring_job_scores_with_the_current_champion(bundle: Bundle) -> None:

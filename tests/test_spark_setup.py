@@ -6,6 +6,7 @@ import pytest
 
 from pricing.platform import spark as spark_mod
 from pricing.platform.errors import SetupError
+from pricing.platform.spark import CODEGEN_CACHE
 
 
 def test_missing_jar_cache_says_what_to_run(tmp_path: Path) -> None:
@@ -38,6 +39,6 @@ def test_the_driver_keeps_generated_classes_and_collects_with_parallel_gc(spark)
     """The JVM the session runs in, not only its conf: the codegen cache's size as Spark's SQL conf reads it, and
     the garbage collectors the driver JVM really runs."""
     jvm = spark.sparkContext._jvm
-    assert jvm.org.apache.spark.sql.internal.SQLConf.get().codegenCacheMaxEntries() == 10000
+    assert jvm.org.apache.spark.sql.internal.SQLConf.get().codegenCacheMaxEntries() == int(CODEGEN_CACHE[1]) == 10000
     collectors = {b.getName() for b in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()}
     assert collectors == {"PS Scavenge", "PS MarkSweep"}, collectors

@@ -53,8 +53,9 @@ def delta_jars(jars_dir: Path) -> list[str]:
     return [str(j) for j in jars]
 
 
-CODEGEN_CACHE = "spark.sql.codegen.cache.maxEntries"
-"""A static SQL conf: set when a session is built here (a Databricks cluster keeps its own)."""
+CODEGEN_CACHE = ("spark.sql.codegen.cache.maxEntries", "10000")
+"""Spark's codegen cache size, a static SQL conf: set when a session is built here, and in the ``spark_conf`` of the
+bundle's job clusters (a cluster's conf is fixed before its first task)."""
 
 
 def get_spark(cfg: Config, app_name: str | None = None, testing: bool = False) -> SparkSession:
@@ -83,8 +84,8 @@ def get_spark(cfg: Config, app_name: str | None = None, testing: bool = False) -
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
-        # ParallelGC: the throughput collector, for a batch driver.  G1's concurrent marking took 12 to 15 s of CPU
-        # per tiny workflow on 2 cores (ParallelGC with the cache below: 237 s -> 208 s cold, measured 2026-12-05).
+        # ParallelGC: the throughput collector, for a batch driver.  G1's threads took 18 to 36 s of CPU per tiny
+        # workflow on 2 cores, ParallelGC's 14 to 15 s (with the cache below: 237 s -> 208 s cold, 2026-12-05).
         .config("spark.driver.extraJavaOptions",
                 f"-Duser.timezone=UTC -Dderby.system.home={state / 'derby'} -XX:+UseParallelGC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
@@ -102,7 +103,7 @@ def get_spark(cfg: Config, app_name: str | None = None, testing: bool = False) -
         # Spark keeps the classes it generates for 100 query shapes; a workflow's jobs make many more, so each job
         # compiled them again (Janino) and the JIT compiled them again (the JIT took 40 % of the driver's CPU).  A
         # tiny workflow run a second time in one session: 180 s -> 154 s, the driver's CPU 209 s -> 159 s.
-        .config(CODEGEN_CACHE, "10000")
+        .config(*CODEGEN_CACHE)
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         # PySpark's own default (each Python worker's OpenMP pool capped at its task's cores), made explicit so
