@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/jvm_cpu.py [--runs 2] [--conf spark.sql.codegen.cache.maxEntries=100 ...]
 
-Each run builds a fresh tiny world (3,000 listings, 90 days: the reliability tests' size) under a temporary
+Each run builds a fresh tiny world (``tests.reliability.support.tiny_cfg``: 3,000 listings, 90 days) under a temporary
 folder and runs the ten tasks in the one session, as a test process or ``pricing run`` does.  After each run it
 reads the JVM's threads from ``/proc`` (Linux) and sums their CPU seconds by kind: the JIT compilers (C1, C2),
 the garbage collector, Spark's task threads, the py4j threads that serve the Python driver (planning, code
@@ -19,19 +19,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from pricing.platform.config import load_config
-from pricing.platform.spark import get_spark
-from pricing.workflow.dag import run_workflow
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for the tests' own tiny config
+from pricing.platform.spark import get_spark  # noqa: E402
+from pricing.workflow.dag import run_workflow  # noqa: E402
+from tests.reliability.support import tiny_cfg  # noqa: E402
 
-TINY = ["simulator.n_listings=3000", "simulator.n_sellers=300", "simulator.n_brands=40", "simulator.days=90",
-        "simulator.partitions=2", "spark.shuffle_partitions=2", "spark.ui=false", "train.booster.n_estimators=30",
-        "train.num_workers=2", "train.test_days=14", "train.validation_days=14", "train.calibration_days=16",
-        "score.scoring_date=2025-03-01"]
 KINDS = (("JIT C2", r"^C2 CompilerThre"), ("JIT C1", r"^C1 CompilerThre"),
          ("GC", r"^(GC Thread|G1 |PS |VM Thread)"), ("Spark tasks", r"^Executor task"),
          ("py4j (driver calls)", r"^Thread-\d+"))
@@ -61,7 +59,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="jvm-cpu-"))
-    configs = [load_config("local", [*TINY, f"storage.root={base / f'run{i}'}"]) for i in range(args.runs)]
+    configs = [tiny_cfg(base / f"run{i}") for i in range(args.runs)]
     for kv in args.conf:
         key, value = kv.split("=", 1)
         for cfg in configs:
