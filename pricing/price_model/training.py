@@ -44,6 +44,7 @@ from pricing.price_model.evaluation import (
     with_baselines,
     with_segments,
 )
+from pricing.price_model.oracle import oracle_frame, structured_oracle
 from pricing.price_model.predictor import (
     ALL,
     P50_BAND,
@@ -467,28 +468,30 @@ def tune_params(spark: SparkSession, cfg: Config, split: Split, data: DataFrame)
     return tune(objective, cfg.train.booster.tree_params(), cfg.train.tuning, cfg.train.booster.seed)
 
 
-def simulator_noise_floor(spark: SparkSession, cfg: Config, split: Split, test: pd.DataFrame) -> float | None:
-    """The simulator's noise floor for these test rows, when its truth table exists (evaluation only)."""
-    ref = table(cfg, catalog.TRUTH_LISTINGS)
-    if not delta_io.exists(spark, ref):
-        return None
-    truth = delta_io.read(spark, ref).select("listing_id", "log_fair_observable", "seller_skill")
-    train_truth = split.train.select("listing_id", "label").join(truth, "listing_id").toPandas()
-    test_ids = spark.createDataFrame(test[["listing_id"]])
-    test_truth = test[["listing_id", "label"]].merge(truth.join(test_ids, "listing_id").toPandas(), on="listing_id")
-    return noise_floor(train_truth, test_truth)
+@dataclass(frozen=True)
+class SimulatorTruth:
+    """The split's train, valid and test rows joined to the simulator's truth, on the driver (evaluation only):
+    ``listing_id, label``, the structured oracle's attributes and true signals (``oracle_frame``) and
+    ``log_fair_observable``.  Read once for both references, the noise floor and the structured oracle."""
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
 
 
-def simulator_structured_oracle(spark: SparkSession, cfg: Config, split: Split) -> float | None:
-    """The structured oracle's test RMSLE (``pricing.price_model.oracle``), fitted on the model's own training
-    rows, when the simulator's truth exists (evaluation only)."""
-    from pricing.price_model.oracle import oracle_frame, structured_oracle
-
+def simulator_truth(spark: SparkSession, cfg: Config, split: Split) -> SimulatorTruth | None:
+    """:class:`SimulatorTruth` of ``split``, when the simulator's truth table exists (None otherwise)."""
     ref = table(cfg, catalog.TRUTH_LISTINGS)
     if not delta_io.exists(spark, ref):
         return None
     truth = delta_io.read(spark, ref)
-    return structured_oracle(*(oracle_frame(part, truth) for part in (split.train, split.valid, split.test)))
+    return SimulatorTruth(*(oracle_frame(part, truth, extra=("log_fair_observable",))
+                            for part in (split.train, split.valid, split.test)))
+
+
+def simulator_noise_floor(truth: SimulatorTruth, test: pd.DataFrame) -> float | None:
+    """The simulator's noise floor (``noise_floor``) for the scored ``test`` rows (``listing_id, label``)."""
+    cols = ["listing_id", "log_fair_observable", "seller_skill"]
+    return noise_floor(truth.train, test[["listing_id", "label"]].merge(truth.test[cols], on="listing_id"))
 
 
 # ---- the train job's steps -------------------------------------------------------------------------------
@@ -617,7 +620,8 @@ def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePre
     preds = baseline_predictions(split.train, test, cfg.features.shrinkage_k)
     base = baseline_metrics(test, preds)
     seg = with_baselines(segment_metrics(test, SEGMENTS, t.quantiles), test, preds)
-    floor = simulator_noise_floor(spark, cfg, split, test)
+    truth = simulator_truth(spark, cfg, split)
+    floor = simulator_noise_floor(truth, test) if truth is not None else None
     holdout = score_with_labels(split.holdout, predictor, EVAL_COLS)
     h_metrics = overall_metrics(holdout, t.quantiles)
     h_base = baseline_metrics(holdout, baseline_predictions(split.train, holdout, cfg.features.shrinkage_k))
@@ -636,7 +640,7 @@ def evaluate(spark: SparkSession, cfg: Config, split: Split, predictor: PricePre
         logged["test_coverage_80_min_segment"] = float(weakest["coverage_80"].min())
     if floor:
         logged.update({"noise_floor_rmsle": floor, "rmsle_over_noise_floor": metrics["rmsle"] / floor})
-    oracle = simulator_structured_oracle(spark, cfg, split) if floor else None
+    oracle = structured_oracle(truth.train, truth.valid, truth.test) if truth is not None and floor else None
     if oracle:
         logged.update({"structured_oracle_rmsle": oracle, "rmsle_over_structured_oracle": metrics["rmsle"] / oracle})
     # Where the range sits around the median on average (log scale), whatever the method.

@@ -22,7 +22,7 @@ from pricing.price_model.evaluation import (
 )
 from pricing.price_model.predictor import PricePredictor
 from pricing.price_model.promotion import load_version
-from pricing.price_model.training import EVAL_COLS, Split, simulator_noise_floor, time_split
+from pricing.price_model.training import EVAL_COLS, Split, simulator_noise_floor, simulator_truth, time_split
 
 pytestmark = pytest.mark.slow
 
@@ -65,8 +65,10 @@ def figures(spark, cfg: Config, split: Split, predictor: PricePredictor, test: p
     p10, p50, p90 = predictor.predict_log(X)
     frame = with_segments(test.assign(p10_log=p10, p50_log=p50, p90_log=p90),
                           brand_tiers(split.train, cfg.train.brand_tier_min_sales))
-    floor = simulator_noise_floor(spark, cfg, split, frame)
-    assert floor is not None, "the small world writes its truth tables"
+    truth = simulator_truth(spark, cfg, split)
+    assert truth is not None, "the small world writes its truth tables"
+    floor = simulator_noise_floor(truth, frame)
+    assert floor is not None
     m = overall_metrics(frame)
     seg = segment_metrics(frame, [s for s in SEGMENTS if s in ("price_band", "brand_tier", "category")])
     return m["rmsle"] / floor, m["coverage_80"], float(seg[seg["rows"] >= MIN_SEGMENT_ROWS]["coverage_80"].min())
