@@ -99,6 +99,27 @@ def test_noise_floor_is_the_error_left_when_fair_value_and_seller_markup_are_kno
     assert noise_floor(train.head(5), test) is None
 
 
+def test_the_oracles_ridge_is_exact_and_equals_scikit_learns_with_its_intercept_unpenalised() -> None:
+    from scipy import sparse
+    from sklearn.linear_model import Ridge
+
+    from pricing.price_model.oracle import ridge_path, ridge_predict
+
+    rng = np.random.default_rng(3)
+    n = 400
+    onehot = sparse.csr_matrix((np.ones(n), (np.arange(n), rng.integers(0, 25, n))), shape=(n, 25))
+    X = sparse.hstack([onehot, sparse.csr_matrix(rng.normal(size=(n, 3)))]).tocsr()
+    y = 2.5 + X @ rng.normal(size=28) + rng.normal(scale=0.3, size=n)
+    fitted = ridge_path(X, y, (0.5, 4.0))
+    for alpha, w in fitted.items():
+        ref = Ridge(alpha=alpha, solver="cholesky").fit(X.toarray(), y)  # a direct solve: exact too
+        np.testing.assert_allclose(w[:-1], ref.coef_, rtol=0, atol=1e-9)
+        assert w[-1] == pytest.approx(ref.intercept_, abs=1e-9)
+        np.testing.assert_allclose(ridge_predict(X, w), ref.predict(X.toarray()), rtol=0, atol=1e-9)
+    # The penalty shrinks: a larger one gives a smaller coefficient norm.
+    assert np.linalg.norm(fitted[4.0][:-1]) < np.linalg.norm(fitted[0.5][:-1])
+
+
 def test_structured_oracle_learns_additive_effects_down_to_the_noise() -> None:
     from pricing.price_model.oracle import ATTRIBUTES, structured_oracle
 
