@@ -5,8 +5,9 @@ structured oracle knows the simulator's *functional form* instead (log price = a
 subcategory, brand, condition, material and style, the text signals, the product, and a seller markup linear in
 skill, plus noise) and learns every effect from the **same training rows** as the model: a ridge regression on
 one-hot attributes, the true text flags and product ids, and the seller's skill, its penalty chosen on the
-validation window.  Each penalty's fit is solved exactly (:func:`ridge_path`).  Ridge on one-hot groups is the random-effects (mixed-model) estimate with one shared
-variance ratio: rare brands and products are shrunk toward zero, as a model learning them from sales must.
+validation window, each penalty's fit solved exactly (:func:`ridge_path`).  Ridge on one-hot groups is the
+random-effects (mixed-model) estimate with one shared variance ratio: rare brands and products are shrunk toward
+zero, as a model learning them from sales must.
 
 It reads the simulator's truth (``truth.listings``: text flags, product ids, seller skill), so only evaluation
 calls it, and only where that truth exists.
