@@ -22,7 +22,14 @@ from pricing.price_model.evaluation import (
 )
 from pricing.price_model.predictor import PricePredictor
 from pricing.price_model.promotion import load_version
-from pricing.price_model.training import EVAL_COLS, Split, simulator_noise_floor, simulator_truth, time_split
+from pricing.price_model.training import (
+    EVAL_COLS,
+    SimulatorTruth,
+    Split,
+    simulator_noise_floor,
+    simulator_truth,
+    time_split,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +61,7 @@ def pin_problems(ratio: float, coverage: float, segment_coverage: float) -> list
     return problems
 
 
-def figures(spark, cfg: Config, split: Split, predictor: PricePredictor, test: pd.DataFrame,
+def figures(cfg: Config, split: Split, truth: SimulatorTruth, predictor: PricePredictor, test: pd.DataFrame,
             shuffle: bool = False) -> tuple[float, float, float]:
     """(RMSLE / noise floor, coverage, lowest coverage among price bands, brand tiers and categories) of
     ``predictor`` on the test rows; ``shuffle``: each feature column permuted across rows first."""
@@ -65,8 +72,6 @@ def figures(spark, cfg: Config, split: Split, predictor: PricePredictor, test: p
     p10, p50, p90 = predictor.predict_log(X)
     frame = with_segments(test.assign(p10_log=p10, p50_log=p50, p90_log=p90),
                           brand_tiers(split.train, cfg.train.brand_tier_min_sales))
-    truth = simulator_truth(spark, cfg, split)
-    assert truth is not None, "the small world writes its truth tables"
     floor = simulator_noise_floor(truth, frame)
     assert floor is not None
     m = overall_metrics(frame)
@@ -75,7 +80,8 @@ def figures(spark, cfg: Config, split: Split, predictor: PricePredictor, test: p
 
 
 @pytest.fixture(scope="module")
-def champion(spark, cfg: Config, workflow) -> tuple[Split, PricePredictor, pd.DataFrame, dict[str, float]]:
+def champion(spark, cfg: Config, workflow
+             ) -> tuple[Split, SimulatorTruth, PricePredictor, pd.DataFrame, dict[str, float]]:
     tracking.setup(cfg)
     client = MlflowClient()
     version = client.get_model_version_by_alias(cfg.mlflow.model_name, tracking.CHAMPION)
@@ -83,26 +89,28 @@ def champion(spark, cfg: Config, workflow) -> tuple[Split, PricePredictor, pd.Da
     split = time_split(delta_io.read(spark, table(cfg, catalog.TRAINING_SET)), cfg)
     cols = ["listing_id", "label", *EVAL_COLS, *[c for c in predictor.features if c not in EVAL_COLS]]
     test = split.test.select(*cols).toPandas()
-    return split, predictor, test, client.get_run(version.run_id).data.metrics
+    truth = simulator_truth(spark, cfg, split)  # read once for both figures
+    assert truth is not None, "the small world writes its truth tables"
+    return split, truth, predictor, test, client.get_run(version.run_id).data.metrics
 
 
-def test_pins_hold_for_the_trained_model(spark, cfg: Config, champion) -> None:
-    split, predictor, test, logged = champion
-    ratio, coverage, seg_cov = figures(spark, cfg, split, predictor, test)
+def test_pins_hold_for_the_trained_model(cfg: Config, champion) -> None:
+    split, truth, predictor, test, logged = champion
+    ratio, coverage, seg_cov = figures(cfg, split, truth, predictor, test)
     # The same figures the training run logged (the pins guard what is reported, not a private recomputation).
     assert ratio == pytest.approx(logged["rmsle_over_noise_floor"], rel=1e-4)
     assert coverage == pytest.approx(logged["test_coverage_80"], abs=1e-9)
     assert pin_problems(ratio, coverage, seg_cov) == [], (ratio, coverage, seg_cov)
 
 
-def test_pins_fail_for_a_model_fed_shuffled_features(spark, cfg: Config, champion) -> None:
-    split, predictor, test, _ = champion
-    ratio, coverage, seg_cov = figures(spark, cfg, split, predictor, test, shuffle=True)
+def test_pins_fail_for_a_model_fed_shuffled_features(cfg: Config, champion) -> None:
+    split, truth, predictor, test, _ = champion
+    ratio, coverage, seg_cov = figures(cfg, split, truth, predictor, test, shuffle=True)
     problems = pin_problems(ratio, coverage, seg_cov)
     assert any("noise floor" in p for p in problems), (ratio, coverage, seg_cov)
 
 
 def test_the_brand_premium_is_worth_what_was_reported(champion) -> None:
     """``train.ablation`` is on in the test workflow: the refit without the brand premium is far worse."""
-    _, _, _, logged = champion
+    *_, logged = champion
     assert logged["test_rmsle_delta_brand_premium"] <= MAX_BRAND_PREMIUM_DELTA, logged["test_rmsle_delta_brand_premium"]
