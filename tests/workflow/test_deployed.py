@@ -7,8 +7,11 @@ installed wheel alone.
   seen through a folder of links that leaves out our own editable install; so ``pricing``, ``jobs`` and
   ``features`` can only come from the wheel, which the tasks check.
 - **The runtime.** Each of the job's job clusters (``etl``, ``training``) is one Spark application on a 2-worker
-  Spark standalone cluster, started before its first task with Delta and the bundle's ``spark_conf``, and stopped
-  when the run ends.  Each task is a fresh Python process in an empty working directory, attached to its job
+  Spark standalone cluster, started before its first task with Delta and the bundle's ``spark_conf``.  The first
+  run starts them as the Jobs service starts job clusters; the second run and the repair run then run on the same,
+  still running clusters, as a job on an existing (all-purpose) cluster does: that also shows a run does not
+  depend on a fresh context (the previous run's caches and executors are there), and it saves starting and warming
+  up four more driver and eight executor JVMs.  Each task is a fresh Python process in an empty working directory, attached to its job
   cluster's running driver with a session of its own (as on Databricks: the context, executors and caches are
   shared, SQL conf and temporary views are not).  ``DATABRICKS_RUNTIME_VERSION`` is set, so the code takes its
   Databricks path (the session as given, ``dbutils.jobs.taskValues`` to publish).  ``dbutils`` is the one
@@ -201,7 +204,11 @@ class Deployment:
     """``${...}`` values of this deployment (:func:`bundle_variables`)."""
     runs: dict[str, list[TaskRun]] = field(default_factory=dict)
     apps: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(run, job cluster) -> its Spark application id."""
+    """(run, job cluster) -> the Spark application id it ran on."""
+    started_by: dict[str, str] = field(default_factory=dict)
+    """Spark application id -> ``<run>-<job cluster>`` of the run that started it (its event log's folder)."""
+    clusters: dict[str, JobCluster] = field(default_factory=dict)
+    """The running job clusters, by key."""
 
     @property
     def state(self) -> Path:
@@ -264,7 +271,7 @@ def start_job_cluster(d: Deployment, run: str, key: str) -> JobCluster:
     line = proc.stdout.readline()  # blocks until the driver is up, or it died
     assert line.startswith("@@gateway "), f"job cluster {key} did not start:\n{tail(d.logs / log.name)}"
     gateway = json.loads(line.split(" ", 1)[1])
-    d.apps[(run, key)] = gateway["app_id"]
+    d.started_by[gateway["app_id"]] = f"{run}-{key}"
     return JobCluster(proc, gateway)
 
 
@@ -283,42 +290,40 @@ def stop_job_clusters(clusters: Mapping[str, JobCluster]) -> None:
 def run_job(d: Deployment, run: str, start: str | None = None, previous: Mapping[str, Mapping[str, Any]] = {},
             extra: Mapping[str, list[str]] = {}) -> list[TaskRun]:
     """Run the job's tasks in order (from ``start``, as a repair run, with the earlier tasks' ``previous``
-    values); stop at the first failed task, as the Jobs service does.  Each job cluster starts before its first
-    task and stops when the run ends."""
+    values); stop at the first failed task, as the Jobs service does.  A job cluster that is not running yet
+    starts before its first task; all stay up for the next run, and stop with the deployment."""
+    clusters = d.clusters
     order = d.order[d.order.index(start):] if start else d.order
     values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in previous.items()}
     runs: list[TaskRun] = []
-    clusters: dict[str, JobCluster] = {}
-    try:
-        for key in order:
-            task = d.tasks[key]
-            if task["job_cluster_key"] not in clusters:
-                clusters[task["job_cluster_key"]] = start_job_cluster(d, run, task["job_cluster_key"])
-            gateway = clusters[task["job_cluster_key"]].gateway
-            wheel_task = task["python_wheel_task"]
-            params = [resolve(p, values) for p in parameters(d, key, list(extra.get(key, [])))]
-            spec_file, values_out = d.logs / f"{run}-{key}.json", d.logs / f"{run}-{key}.values.json"
-            spec_file.write_text(json.dumps({"task": key, "package_name": wheel_task["package_name"],
-                                             "entry_point": wheel_task["entry_point"], "parameters": params,
-                                             "values_out": str(values_out)}))
-            env = task_env(d) | {"PYSPARK_GATEWAY_PORT": str(gateway["port"]),
-                                 "PYSPARK_GATEWAY_SECRET": gateway["secret"]}
-            started = time.time()
-            proc = subprocess.run([str(d.python), str(d.trampoline), str(spec_file)], cwd=d.workdir,
-                                  env=env, capture_output=True, text=True, timeout=TASK_TIMEOUT_S)
-            ended = time.time()
-            output = proc.stdout + proc.stderr
-            (d.logs / f"{run}-{key}.log").write_text(output)
-            found = re.findall(r"^@@pricing (.+)$", proc.stdout, re.M)
-            published = json.loads(values_out.read_text()) if values_out.exists() else {}
-            runs.append(TaskRun(key, params, proc.returncode, ended - started, output, published,
-                                found[-1] if found else None, (int(started * 1000), int(ended * 1000))))
-            print(f"[deployed] {run} {key}: exit {proc.returncode} in {runs[-1].seconds:.0f} s", flush=True)
-            if proc.returncode != 0:
-                break
-            values[key] = published
-    finally:
-        stop_job_clusters(clusters)
+    for key in order:
+        task = d.tasks[key]
+        if task["job_cluster_key"] not in clusters:
+            clusters[task["job_cluster_key"]] = start_job_cluster(d, run, task["job_cluster_key"])
+        gateway = clusters[task["job_cluster_key"]].gateway
+        d.apps[(run, task["job_cluster_key"])] = gateway["app_id"]
+        wheel_task = task["python_wheel_task"]
+        params = [resolve(p, values) for p in parameters(d, key, list(extra.get(key, [])))]
+        spec_file, values_out = d.logs / f"{run}-{key}.json", d.logs / f"{run}-{key}.values.json"
+        spec_file.write_text(json.dumps({"task": key, "package_name": wheel_task["package_name"],
+                                         "entry_point": wheel_task["entry_point"], "parameters": params,
+                                         "values_out": str(values_out)}))
+        env = task_env(d) | {"PYSPARK_GATEWAY_PORT": str(gateway["port"]),
+                             "PYSPARK_GATEWAY_SECRET": gateway["secret"]}
+        started = time.time()
+        proc = subprocess.run([str(d.python), str(d.trampoline), str(spec_file)], cwd=d.workdir,
+                              env=env, capture_output=True, text=True, timeout=TASK_TIMEOUT_S)
+        ended = time.time()
+        output = proc.stdout + proc.stderr
+        (d.logs / f"{run}-{key}.log").write_text(output)
+        found = re.findall(r"^@@pricing (.+)$", proc.stdout, re.M)
+        published = json.loads(values_out.read_text()) if values_out.exists() else {}
+        runs.append(TaskRun(key, params, proc.returncode, ended - started, output, published,
+                            found[-1] if found else None, (int(started * 1000), int(ended * 1000))))
+        print(f"[deployed] {run} {key}: exit {proc.returncode} in {runs[-1].seconds:.0f} s", flush=True)
+        if proc.returncode != 0:
+            break
+        values[key] = published
     d.runs[run] = runs
     return runs
 
@@ -374,8 +379,12 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Iterator[
                                     for k, t in tasks.items()}).static_order())
     # Two cores a worker: each of the job's two job clusters (one application each) holds one on each worker.
     with start_cluster(tmp_path_factory, workers=2, python=str(python), cores=2) as cluster:
-        yield Deployment(python, trampoline, host, workdir, volumes, cluster, jars, logs, tasks, order, spark_conf,
-                         variables)
+        d = Deployment(python, trampoline, host, workdir, volumes, cluster, jars, logs, tasks, order, spark_conf,
+                       variables)
+        try:
+            yield d
+        finally:
+            stop_job_clusters(d.clusters)
 
 
 def failure(runs: list[TaskRun]) -> str:
@@ -400,14 +409,14 @@ def events(d: Deployment, run: str, key: str) -> tuple[str, list[dict[str, Any]]
     (format v2: a folder per application, holding the rolled event files; a task's are those of the jobs
     submitted while it ran, and their stages and tasks)."""
     (task,) = [r for r in d.runs[run] if r.key == key]
-    cluster_key = d.tasks[key]["job_cluster_key"]
-    log = [json.loads(line) for f in sorted((d.logs / "events" / f"{run}-{cluster_key}").rglob("events_*"))
+    app = d.apps[(run, d.tasks[key]["job_cluster_key"])]
+    log = [json.loads(line) for f in sorted((d.logs / "events" / d.started_by[app]).rglob("events_*"))
            for line in f.read_text().splitlines() if line.strip()]
     lo, hi = task.window_ms
     stages = {s for e in log if e["Event"] == "SparkListenerJobStart" and lo <= e["Submission Time"] <= hi
               for s in e["Stage IDs"]}
     mine = [e for e in log if e.get("Stage ID", e.get("Stage Info", {}).get("Stage ID")) in stages]
-    return d.apps[(run, cluster_key)], mine
+    return app, mine
 
 
 def check_training_ran_on_both_workers(d: Deployment) -> None:
