@@ -103,7 +103,7 @@ def test_an_encouragement_design_recovers_the_elasticity_that_adopters_as_treate
     # Always taken is the plain likelihood.
     plain = fit_theta(delta[:5_000], offset[:5_000], y[:5_000], k=k)
     assert fit_theta(delta[:5_000], offset[:5_000], y[:5_000], k=k, take_up=np.ones(5_000)) == pytest.approx(plain)
-    # The distributed Fisher scoring with take-up equals the in-memory one.
+    # The per-segment Fisher scoring of a table's rows, with take-up, equals the one-segment in-memory one.
     rows = pd.DataFrame({"suggestion": offered[:5_000], "offset": offset[:5_000], "label": y[:5_000],
                          "take_up": take_up[:5_000]})
     dist, _, counts = newton_by_segment(spark.createDataFrame(rows), F.lit(ALL), {ALL: 1.0}, None, k=k,
@@ -267,7 +267,7 @@ def test_randomised_nudges_recover_the_elasticity_the_naive_slope_misses(spark, 
     p0 = model.classify(model.matrix(nudged), nudged["log_value"].to_numpy(), np.log(nudged["own_price"].to_numpy()))
     nudged["offset"] = np.log(cumulative_hazard(p0))
     theta, info, counts = newton_by_segment(spark.createDataFrame(nudged), F.lit(ALL), {ALL: 1.0}, None)
-    # The distributed Fisher scoring equals the in-memory one.
+    # The per-segment Fisher scoring of a table's rows equals the one-segment in-memory one.
     local, _ = fit_theta(nudged["price_nudge"].to_numpy(), nudged["offset"].to_numpy(), nudged["label"].to_numpy())
     assert theta[ALL] == pytest.approx(local, abs=1e-5)
     assert counts[ALL] == len(nudged)
