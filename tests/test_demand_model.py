@@ -4,6 +4,8 @@ its sale probability never rises with price, and the nudges recover the elastici
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +29,7 @@ from pricing.demand_model.estimator import (
 from pricing.demand_model.training import (
     TAKE_UP_PSEUDO_ROWS,
     Exploration,
+    demand_split,
     estimate_elasticities,
     fit_classifier,
     newton_by_segment,
@@ -36,7 +39,7 @@ from pricing.demand_model.training import (
     with_selection_offset,
     with_take_up,
 )
-from pricing.platform.errors import ConfigError
+from pricing.platform.errors import ConfigError, ModelGateError
 
 
 def test_price_response_falls_with_price_and_its_elasticity_is_theta() -> None:
@@ -366,3 +369,26 @@ def test_encouragement_inputs_take_the_nudge_from_the_log(spark, tmp_path) -> No
     # Under the nudge design every offered move is in the price.
     nudged = listings.transform(with_demand_inputs(Exploration(42, 1.0, 0.3), ("leaf",))).orderBy("listing_id")
     np.testing.assert_allclose(nudged.toPandas()["price_nudge"], offered)
+
+
+def test_the_demand_split_cuts_labelled_rows_by_listing_time_and_refuses_an_empty_part(spark, cfg) -> None:
+    # H = 2 days, test 3 days, validation 3 days; "now" is the latest listing (day 20): cutoff day 18, test from
+    # day 15, validation from day 12.  A row without an asking price is no row.
+    c = cfg.with_overrides(["features.sold_within_days=2", "demand.test_days=3", "demand.validation_days=3"])
+    start = datetime(2025, 1, 1)
+
+    def frame(days: list[tuple[int, float]]):  # type: ignore[no-untyped-def]
+        rows = [(i, start + timedelta(days=d), price, None, None, 0, 0.0, 0.0, price, "a", True)
+                for i, (d, price) in enumerate(days)]
+        return spark.createDataFrame(rows, "listing_id long, as_of timestamp, asking_price double, sold_price double, "
+                                           "sold_at timestamp, value_fold int, suggestion double, price_nudge double, "
+                                           "own_price double, segment string, sold_within_days boolean")
+
+    days = [(0, 10.0), (11, 10.0), (11.9, 0.0), (12, 10.0), (14, 10.0), (15, 10.0), (18, 10.0), (19, 10.0), (20, 10.0)]
+    split = demand_split(frame(days), c, (), "t")  # type: ignore[arg-type]
+    assert split.rows == {"train": 2, "valid": 2, "test": 2}
+    assert (split.last, split.cutoff) == (start + timedelta(days=20), start + timedelta(days=18))
+    assert (split.valid_start, split.test_start) == (start + timedelta(days=12), start + timedelta(days=15))
+    assert sorted(r.listing_id for r in split.labelled.collect()) == [0, 1, 3, 4, 5, 6]
+    with pytest.raises(ModelGateError, match=r"empty demand split \{'train': 2, 'valid': 0, 'test': 2\}"):
+        demand_split(frame([d for d in days if not 12 <= d[0] < 15]), c, (), "t")  # type: ignore[arg-type]

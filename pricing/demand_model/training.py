@@ -243,7 +243,7 @@ def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prio
     mean = np.array([prior.get(x, prior.get(ALL, 1.0)) for x in names])
     prec = 0.0 if prior_sd is None else 1.0 / prior_sd**2
     theta = mean.copy()
-    total = np.zeros(len(names))
+    total: np.ndarray = np.zeros(len(names))
     for _ in range(iters):
         g, h = score_terms(d, off, y, theta[codes], k, tu)
         grad = np.bincount(codes, weights=g, minlength=len(names))
@@ -595,9 +595,11 @@ def demand_split(ts: DataFrame, cfg: Config, features: tuple[str, ...], ref: Tab
     cols: list[str | Column] = ["listing_id", "as_of", *features, "asking_price", "sold_price", "sold_at", "value_fold",
             "suggestion", "price_nudge", "own_price", "segment", F.col("sold_within_days").cast("double").alias("label")]
     labelled = ts.where(F.col("as_of") <= F.lit(cutoff)).where(F.col("asking_price") > 0).select(*cols)
-    rows = {"train": labelled.where(F.col("as_of") < F.lit(valid_start)).count(),
-            "valid": labelled.where((F.col("as_of") >= F.lit(valid_start)) & (F.col("as_of") < F.lit(test_start))).count(),
-            "test": labelled.where(F.col("as_of") >= F.lit(test_start)).count()}
+    part = (F.when(F.col("as_of") < F.lit(valid_start), "train").when(F.col("as_of") < F.lit(test_start), "valid")
+            .otherwise("test"))
+    counted = {r["part"]: int(r["n"]) for r in labelled.groupBy(part.alias("part")).agg(F.count("*").alias("n"))
+               .collect()}  # the three parts in one pass over the table
+    rows = {k: counted.get(k, 0) for k in ("train", "valid", "test")}
     if min(rows.values()) == 0:
         raise ModelGateError(f"empty demand split {rows} (labels need {horizon} days after listing): widen the data "
                              f"window or shrink demand.test_days / validation_days")
