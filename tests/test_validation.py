@@ -18,7 +18,15 @@ from pricing.platform import delta_io
 from pricing.platform.config import Config
 from pricing.platform.errors import ConfigError, DataQualityError
 from pricing.platform.tables import table
-from pricing.validation.suites import ExpectationSpec, load_suites, resolve
+from pricing.validation.suites import (
+    UNIQUE_COUNTS,
+    ExpectationSpec,
+    SuiteSpec,
+    load_suites,
+    open_context,
+    resolve,
+    run_suite,
+)
 
 LISTINGS = "listing_id long, created_at timestamp, list_price double, condition string"
 CONDITIONS = ["new_with_tags", "like_new", "good", "used", "fair"]
@@ -294,3 +302,31 @@ def test_a_blocking_failure_fails_the_databricks_task(spark, vcfg, suites_dir, m
     assert exit_.value.code not in (0, None)
     assert isinstance(exit_.value.__cause__, DataQualityError)
     assert "pricing validate: error: 1 blocking expectation(s) failed" in capsys.readouterr().err
+
+
+def test_uniqueness_counts_the_rows_of_repeated_values_as_gx_defines_them(spark, tmp_path) -> None:
+    # x: 1, 2 and 3 twice each are the 6 unexpected rows; its 2 nulls are missing, not unexpected.  y: a twice.
+    # (x, y): (1, a) and (2, null) twice each are 4; the 2 rows missing both values are left out (GX's
+    # ignore_row_if for compound uniqueness), and (3, b), (3, c) differ.
+    rows = [(1, "a"), (1, "a"), (2, None), (2, None), (None, None), (None, None), (3, "b"), (3, "c")]
+    df = spark.createDataFrame(rows, "x long, y string")
+    suite = SuiteSpec("uniques", "t.uniques", (
+        ExpectationSpec("expect_column_values_to_be_unique", {"column": "x"}, "blocking"),
+        ExpectationSpec("expect_column_values_to_be_unique", {"column": "y"}, "blocking"),
+        ExpectationSpec("expect_compound_columns_to_be_unique", {"column_list": ["x", "y"]}, "blocking"),
+    ))
+    context = open_context(tmp_path / "gx", tmp_path / "docs")
+    out, _ = run_suite(suite, df, context, "unique-counts", datetime(2025, 5, 1, tzinfo=UTC))
+    observed = [json.loads(r.observed) for r in out]
+    assert [(o["element_count"], o["missing_count"], o["unexpected_count"]) for o in observed] == [
+        (8, 2, 6), (8, 4, 2), (8, 2, 4)]
+    assert [r.success for r in out] == [False, False, False]
+    # Counted by aggregation (UNIQUE_COUNTS), not by GX's window over the table; its examples still come from GX.
+    from great_expectations.expectations.registry import _registered_metrics
+    assert all(getattr(_registered_metrics[m]["providers"]["SparkDFExecutionEngine"][1], "_grouped", False)
+               for m in UNIQUE_COUNTS)
+    assert sorted(observed[0]["partial_unexpected_list"]) == [1, 1, 2, 2, 3, 3]
+    # Without the repeated a, y is unique: no unexpected rows.
+    (ok,), _ = run_suite(SuiteSpec("ok", "t.ok", (suite.expectations[1],)), df.where("y IS NULL OR y != 'a'"),
+                         context, "unique-ok", datetime(2025, 5, 1, tzinfo=UTC))
+    assert ok.success and json.loads(ok.observed)["unexpected_count"] == 0
