@@ -45,7 +45,6 @@ from pyspark.sql.window import Window
 
 from pricing.platform.config import check_identifier
 from pricing.platform.errors import ConfigError
-from pricing.platform.rows import first_value
 
 if TYPE_CHECKING:  # GX is imported lazily (see above)
     from great_expectations.data_context.store.store import DataDocsSiteConfigTypedDict
@@ -409,40 +408,6 @@ def _patch_unexpected_values() -> None:
         definition["providers"]["SparkDFExecutionEngine"] = (metric_class, values)
 
 
-UNIQUE_COUNTS = {"column_values.unique.unexpected_count": "column",
-                 "compound_columns.unique.unexpected_count": "column_list"}
-"""The uniqueness metrics :func:`_patch_unique_counts` computes by aggregation, and the domain key of their
-column(s)."""
-
-
-def _patch_unique_counts() -> None:
-    """GX 1.24.1 counts the rows a uniqueness expectation finds unexpected through a window over the whole table
-    (``count(*) over (partition by <columns>)``, then a filter and a count): a sort of the table per expectation,
-    at 1M listings about 2.8 s each, 37 s of validate's 88 s for the 13 single-column ones.  The same number
-    comes from one aggregation: group by the column(s), keep the groups of more than one row, sum their sizes.
-    Wrap the Spark providers of the two ``unexpected_count`` metrics to compute it so, on GX's own domain (its
-    null handling, ``ignore_row_if``, ``row_condition``); the examples of a failure still come from GX."""
-    from great_expectations.expectations.registry import _registered_metrics
-
-    for name, key in UNIQUE_COUNTS.items():
-        definition = _registered_metrics[name]
-        metric_class, fn = definition["providers"]["SparkDFExecutionEngine"]
-        if getattr(fn, "_grouped", False):
-            continue
-
-        @functools.wraps(fn)  # keeps the attributes GX reads from a provider (its metric function type)
-        def count(*args: Any, _key: str = key, **kwargs: Any) -> int:
-            _, compute_kwargs, accessor_kwargs = kwargs["metrics"]["unexpected_condition"]
-            df = kwargs["execution_engine"].get_domain_records(domain_kwargs=dict(**compute_kwargs,
-                                                                                  **accessor_kwargs))
-            cols = accessor_kwargs[_key]
-            groups = df.groupBy(*([cols] if isinstance(cols, str) else cols)).count()
-            return int(first_value(groups.where(F.col("count") > 1).agg(F.sum("count"))) or 0)
-
-        count._grouped = True  # type: ignore[attr-defined]
-        definition["providers"]["SparkDFExecutionEngine"] = (metric_class, count)
-
-
 def open_context(gx_dir: Path, docs_dir: Path) -> Any:
     """A GX file context in ``gx_dir`` (suites, checkpoints and the validation results the Data Docs
     index lists) with one Data Docs site, ``docs_dir``.  Both live under the state root, not the repo."""
@@ -491,7 +456,6 @@ def run_suite(suite: SuiteSpec, df: DataFrame, context: Any, run_id: str, run_ti
 
     _patch_quantile_expectation()
     _patch_unexpected_values()
-    _patch_unique_counts()
     resolved = [resolve(e, previous_rows, reference) for e in suite.expectations]
     # persist=False: GX would cache each table it is given; the metrics read only a few columns each.
     source = context.data_sources.add_or_update_spark(name=f"spark_{suite.name}", persist=False)
