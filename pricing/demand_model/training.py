@@ -227,8 +227,8 @@ def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prio
     information and rows per segment, segments in sorted order.
 
     The experiment's rows come to the driver once, five numbers each (about 4 MB for the ~85k rows of a
-    1M-listing marketplace), and the iterations run there: one Spark job per iteration, twice 25 of them per
-    estimate, took about 30 s of the demand job at 1M for a few milliseconds of arithmetic each."""
+    1M-listing marketplace), and the iterations run there: one Spark job per iteration (up to 25, twice per
+    estimate) took about 25 s of the demand job at 1M, for a few milliseconds of arithmetic each."""
     pdf = rows.select(by.cast("string").alias("seg"), F.col(delta).cast("double").alias("delta"),
                       F.col("offset").cast("double").alias("offset"),
                       (F.col(take_up) if take_up else F.lit(1.0)).cast("double").alias("take_up"),

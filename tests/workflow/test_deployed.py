@@ -11,11 +11,11 @@ installed wheel alone.
   run starts them as the Jobs service starts job clusters; the second run and the repair run then run on the same,
   still running clusters, as a job on an existing (all-purpose) cluster does: that also shows a run does not
   depend on a fresh context (the previous run's caches and executors are there), and it saves starting and warming
-  up four more driver and eight executor JVMs.  Each task is a fresh Python process in an empty working directory, attached to its job
-  cluster's running driver with a session of its own (as on Databricks: the context, executors and caches are
-  shared, SQL conf and temporary views are not).  ``DATABRICKS_RUNTIME_VERSION`` is set, so the code takes its
-  Databricks path (the session as given, ``dbutils.jobs.taskValues`` to publish).  ``dbutils`` is the one
-  stand-in: it records each task's values.
+  up three more drivers and six executors (cold JVMs).  Each task is a fresh Python process in an empty working
+  directory, attached to its job cluster's running driver with a session of its own (as on Databricks: the
+  context, executors and caches are shared, SQL conf and temporary views are not).
+  ``DATABRICKS_RUNTIME_VERSION`` is set, so the code takes its Databricks path (the session as given,
+  ``dbutils.jobs.taskValues`` to publish).  ``dbutils`` is the one stand-in: it records each task's values.
 - **The Jobs service.** Tasks run in the bundle's dependency order.  Each loads ``package_name``'s
   ``entry_point`` from the installed distribution's metadata and calls it with
   ``sys.argv = [package_name, *parameters]``, ignoring what it returns: only an exception (``SystemExit``
