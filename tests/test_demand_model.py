@@ -377,7 +377,7 @@ def test_the_demand_split_cuts_labelled_rows_by_listing_time_and_refuses_an_empt
     c = cfg.with_overrides(["features.sold_within_days=2", "demand.test_days=3", "demand.validation_days=3"])
     start = datetime(2025, 1, 1)
 
-    def frame(days: list[tuple[int, float]]):  # type: ignore[no-untyped-def]
+    def frame(days: list[tuple[float, float]]):  # type: ignore[no-untyped-def]
         rows = [(i, start + timedelta(days=d), price, None, None, 0, 0.0, 0.0, price, "a", True)
                 for i, (d, price) in enumerate(days)]
         return spark.createDataFrame(rows, "listing_id long, as_of timestamp, asking_price double, sold_price double, "
