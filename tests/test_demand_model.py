@@ -31,8 +31,9 @@ from pricing.demand_model.training import (
     Exploration,
     demand_split,
     estimate_elasticities,
+    experiment_rows,
     fit_classifier,
-    newton_by_segment,
+    newton_on_rows,
     realisation_curve,
     vectors,
     with_demand_inputs,
@@ -109,8 +110,8 @@ def test_an_encouragement_design_recovers_the_elasticity_that_adopters_as_treate
     # The per-segment Fisher scoring of a table's rows, with take-up, equals the one-segment in-memory one.
     rows = pd.DataFrame({"suggestion": offered[:5_000], "offset": offset[:5_000], "label": y[:5_000],
                          "take_up": take_up[:5_000]})
-    dist, _, counts = newton_by_segment(spark.createDataFrame(rows), F.lit(ALL), {ALL: 1.0}, None, k=k,
-                                        delta="suggestion", take_up="take_up")
+    pdf = experiment_rows(spark.createDataFrame(rows), F.lit(ALL), delta="suggestion", take_up="take_up")
+    dist, _, counts = newton_on_rows(pdf, {ALL: 1.0}, None, k=k, take_up=True)
     local, _ = fit_theta(offered[:5_000], offset[:5_000], y[:5_000], k=k, take_up=take_up[:5_000])
     assert dist[ALL] == pytest.approx(local, abs=1e-5) and counts[ALL] == 5_000
 
@@ -269,7 +270,7 @@ def test_randomised_nudges_recover_the_elasticity_the_naive_slope_misses(spark, 
     nudged = world[world["price_nudge"] != 0].copy()
     p0 = model.classify(model.matrix(nudged), nudged["log_value"].to_numpy(), np.log(nudged["own_price"].to_numpy()))
     nudged["offset"] = np.log(cumulative_hazard(p0))
-    theta, info, counts = newton_by_segment(spark.createDataFrame(nudged), F.lit(ALL), {ALL: 1.0}, None)
+    theta, info, counts = newton_on_rows(experiment_rows(spark.createDataFrame(nudged), F.lit(ALL)), {ALL: 1.0}, None)
     # The per-segment Fisher scoring of a table's rows equals the one-segment in-memory one.
     local, _ = fit_theta(nudged["price_nudge"].to_numpy(), nudged["offset"].to_numpy(), nudged["label"].to_numpy())
     assert theta[ALL] == pytest.approx(local, abs=1e-5)

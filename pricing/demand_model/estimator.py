@@ -142,7 +142,7 @@ def fit_theta(delta: np.ndarray, offset: np.ndarray, y: np.ndarray, prior_mean: 
               take_up: np.ndarray | None = None) -> tuple[float, float]:
     """Penalised maximum-likelihood theta (Fisher scoring) and its information, for one segment in memory.
 
-    ``prior_sd`` None: plain maximum likelihood.  ``pricing.demand_model.training.newton_by_segment`` runs the same
+    ``prior_sd`` None: plain maximum likelihood.  ``pricing.demand_model.training.newton_on_rows`` runs the same
     iteration for every segment of a table's rows at once."""
     prec = 0.0 if prior_sd is None else 1.0 / prior_sd**2
     theta = prior_mean if prior_sd is not None else 1.0

@@ -217,22 +217,28 @@ def with_offset(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
     return _with_predicted(df, predictor, "offset", _offset)
 
 
-def newton_by_segment(rows: DataFrame, by: Column, prior: dict[str, float], prior_sd: float | None,
-                      iters: int = NEWTON_ITERS, k: float | None = None, delta: str = "price_nudge",
-                      take_up: str | None = None) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
-    """Penalised maximum-likelihood theta per value of ``by`` (Fisher scoring, every segment at once).
-    ``prior``: segment -> prior mean (``ALL`` for any segment not named); ``prior_sd`` None: unpenalised; ``k``:
-    the frailty the price response mixes over; ``delta``: the column of log price moves; ``take_up``: the column
-    of their probability of being taken (intent to treat; None: always taken) (``score_terms``).  Returns theta,
-    information and rows per segment, segments in sorted order.
+def experiment_rows(rows: DataFrame, by: Column, delta: str = "price_nudge",
+                    take_up: str | None = None) -> pd.DataFrame:
+    """The experiment's rows on the driver, five numbers and a segment each (about 4 MB for the ~85k rows of a
+    1M-listing marketplace): ``seg`` (``by`` as a string), ``delta`` (the column of log price moves),
+    ``offset``, ``take_up`` (the column of their probability of being taken; 1 where None) and the label ``y``.
 
-    The experiment's rows come to the driver once, five numbers each (about 4 MB for the ~85k rows of a
-    1M-listing marketplace), and the iterations run there: one Spark job per iteration (up to 25, twice per
+    ``newton_on_rows`` iterates on them there: one Spark aggregation per iteration (up to 25, twice per
     estimate) took about 25 s of the demand job at 1M, for a few milliseconds of arithmetic each."""
-    pdf = rows.select(by.cast("string").alias("seg"), F.col(delta).cast("double").alias("delta"),
-                      F.col("offset").cast("double").alias("offset"),
-                      (F.col(take_up) if take_up else F.lit(1.0)).cast("double").alias("take_up"),
-                      F.col("label").cast("double").alias("y")).toPandas()
+    return rows.select(by.cast("string").alias("seg"), F.col(delta).cast("double").alias("delta"),
+                       F.col("offset").cast("double").alias("offset"),
+                       (F.col(take_up) if take_up else F.lit(1.0)).cast("double").alias("take_up"),
+                       F.col("label").cast("double").alias("y")).toPandas()
+
+
+def newton_on_rows(pdf: pd.DataFrame, prior: dict[str, float], prior_sd: float | None, iters: int = NEWTON_ITERS,
+                   k: float | None = None, take_up: bool = False
+                   ) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+    """Penalised maximum-likelihood theta per segment of ``pdf`` (``experiment_rows``), every segment at once by
+    Fisher scoring.  ``prior``: segment -> prior mean (``ALL`` for any segment not named); ``prior_sd`` None:
+    unpenalised; ``k``: the frailty the price response mixes over; ``take_up``: weigh each move by its
+    probability of being taken (intent to treat) (``score_terms``).  Returns theta, information and rows per
+    segment, segments in sorted order."""
     codes, segments = pd.factorize(pdf["seg"], sort=True)
     keep = codes >= 0  # a null segment is no segment (a grouping would have made it one of None)
     codes = codes[keep]
@@ -261,13 +267,13 @@ def estimate_elasticities(nudged: DataFrame, prior_sd: float, k: float | None = 
                           take_up: str | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Overall theta (unpenalised), then one per segment shrunk toward it; negative estimates are set to 0
     (demand cannot rise with price; a negative one is noise).  ``k``: the frailty the response mixes over;
-    ``delta``, ``take_up``: see ``newton_by_segment``.  The table's attrs carry the correlation with the true
+    ``delta``, ``take_up``: see ``experiment_rows``.  The table's attrs carry the correlation with the true
     segment elasticities that the data's noise allows if they spread by ``prior_sd`` (``expected_correlation``)."""
-    overall, o_info, o_n = newton_by_segment(nudged, F.lit(ALL), {ALL: 1.0}, None, k=k, delta=delta, take_up=take_up)
+    pdf = experiment_rows(nudged, F.col("segment"), delta, take_up)  # collected once, for both fits
+    overall, o_info, o_n = newton_on_rows(pdf.assign(seg=ALL), {ALL: 1.0}, None, k=k, take_up=take_up is not None)
     if ALL not in overall or not np.isfinite(overall[ALL]):
         raise ModelGateError("the price response could not be estimated: no usable exploration rows")
-    theta, info, counts = newton_by_segment(nudged, F.col("segment"), {ALL: overall[ALL]}, prior_sd, k=k,
-                                            delta=delta, take_up=take_up)
+    theta, info, counts = newton_on_rows(pdf, {ALL: overall[ALL]}, prior_sd, k=k, take_up=take_up is not None)
     elasticity = {ALL: max(0.0, overall[ALL]), **{k: max(0.0, v) for k, v in theta.items()}}
     table_ = pd.DataFrame({"segment": list(theta), "exploration": [elasticity[k] for k in theta],
                            "exploration_se": [1.0 / np.sqrt(info[k]) for k in theta],
