@@ -203,12 +203,8 @@ class Deployment:
     variables: dict[str, str]
     """``${...}`` values of this deployment (:func:`bundle_variables`)."""
     runs: dict[str, list[TaskRun]] = field(default_factory=dict)
-    apps: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(run, job cluster) -> the Spark application id it ran on."""
-    started_by: dict[str, str] = field(default_factory=dict)
-    """Spark application id -> ``<run>-<job cluster>`` of the run that started it (its event log's folder)."""
     clusters: dict[str, JobCluster] = field(default_factory=dict)
-    """The running job clusters, by key."""
+    """The running job clusters, by key: every run's tasks ran on these."""
 
     @property
     def state(self) -> Path:
@@ -251,9 +247,15 @@ def parameters(d: Deployment, key: str, extra: list[str]) -> list[str]:
 
 @dataclass
 class JobCluster:
-    """A running job cluster: its driver process (``CLUSTER_HOST``) and the gateway its tasks attach to."""
+    """A running job cluster: its name (``<run>-<key>`` of the run that started it, its event log's folder), its
+    driver process (``CLUSTER_HOST``) and the gateway its tasks attach to."""
+    name: str
     proc: subprocess.Popen[str]
     gateway: dict[str, Any]
+
+    @property
+    def app_id(self) -> str:
+        return str(self.gateway["app_id"])
 
 
 def start_job_cluster(d: Deployment, run: str, key: str) -> JobCluster:
@@ -270,9 +272,7 @@ def start_job_cluster(d: Deployment, run: str, key: str) -> JobCluster:
     assert proc.stdout is not None
     line = proc.stdout.readline()  # blocks until the driver is up, or it died
     assert line.startswith("@@gateway "), f"job cluster {key} did not start:\n{tail(d.logs / log.name)}"
-    gateway = json.loads(line.split(" ", 1)[1])
-    d.started_by[gateway["app_id"]] = f"{run}-{key}"
-    return JobCluster(proc, gateway)
+    return JobCluster(f"{run}-{key}", proc, json.loads(line.split(" ", 1)[1]))
 
 
 def stop_job_clusters(clusters: Mapping[str, JobCluster]) -> None:
@@ -292,16 +292,14 @@ def run_job(d: Deployment, run: str, start: str | None = None, previous: Mapping
     """Run the job's tasks in order (from ``start``, as a repair run, with the earlier tasks' ``previous``
     values); stop at the first failed task, as the Jobs service does.  A job cluster that is not running yet
     starts before its first task; all stay up for the next run, and stop with the deployment."""
-    clusters = d.clusters
     order = d.order[d.order.index(start):] if start else d.order
     values: dict[str, dict[str, Any]] = {k: dict(v) for k, v in previous.items()}
     runs: list[TaskRun] = []
     for key in order:
         task = d.tasks[key]
-        if task["job_cluster_key"] not in clusters:
-            clusters[task["job_cluster_key"]] = start_job_cluster(d, run, task["job_cluster_key"])
-        gateway = clusters[task["job_cluster_key"]].gateway
-        d.apps[(run, task["job_cluster_key"])] = gateway["app_id"]
+        if task["job_cluster_key"] not in d.clusters:
+            d.clusters[task["job_cluster_key"]] = start_job_cluster(d, run, task["job_cluster_key"])
+        gateway = d.clusters[task["job_cluster_key"]].gateway
         wheel_task = task["python_wheel_task"]
         params = [resolve(p, values) for p in parameters(d, key, list(extra.get(key, [])))]
         spec_file, values_out = d.logs / f"{run}-{key}.json", d.logs / f"{run}-{key}.values.json"
@@ -409,14 +407,14 @@ def events(d: Deployment, run: str, key: str) -> tuple[str, list[dict[str, Any]]
     (format v2: a folder per application, holding the rolled event files; a task's are those of the jobs
     submitted while it ran, and their stages and tasks)."""
     (task,) = [r for r in d.runs[run] if r.key == key]
-    app = d.apps[(run, d.tasks[key]["job_cluster_key"])]
-    log = [json.loads(line) for f in sorted((d.logs / "events" / d.started_by[app]).rglob("events_*"))
+    cluster = d.clusters[d.tasks[key]["job_cluster_key"]]  # clusters outlive runs: every run's task ran on it
+    log = [json.loads(line) for f in sorted((d.logs / "events" / cluster.name).rglob("events_*"))
            for line in f.read_text().splitlines() if line.strip()]
     lo, hi = task.window_ms
     stages = {s for e in log if e["Event"] == "SparkListenerJobStart" and lo <= e["Submission Time"] <= hi
               for s in e["Stage IDs"]}
     mine = [e for e in log if e.get("Stage ID", e.get("Stage Info", {}).get("Stage ID")) in stages]
-    return app, mine
+    return cluster.app_id, mine
 
 
 def check_training_ran_on_both_workers(d: Deployment) -> None:
