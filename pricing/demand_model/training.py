@@ -223,8 +223,8 @@ def experiment_rows(rows: DataFrame, by: Column, delta: str = "price_nudge",
     1M-listing marketplace): ``seg`` (``by`` as a string), ``delta`` (the column of log price moves),
     ``offset``, ``take_up`` (the column of their probability of being taken; 1 where None) and the label ``y``.
 
-    ``newton_on_rows`` iterates on them there: one Spark aggregation per iteration (up to 25, twice per
-    estimate) took about 25 s of the demand job at 1M, for a few milliseconds of arithmetic each."""
+    ``newton_on_rows`` iterates on them on the driver, where one Spark aggregation per iteration (up to 25, twice
+    per estimate) took about 25 s of the demand job at 1M, for a few milliseconds of arithmetic each."""
     return rows.select(by.cast("string").alias("seg"), F.col(delta).cast("double").alias("delta"),
                        F.col("offset").cast("double").alias("offset"),
                        (F.col(take_up) if take_up else F.lit(1.0)).cast("double").alias("take_up"),
