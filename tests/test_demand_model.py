@@ -111,7 +111,7 @@ def test_an_encouragement_design_recovers_the_elasticity_that_adopters_as_treate
     rows = pd.DataFrame({"suggestion": offered[:5_000], "offset": offset[:5_000], "label": y[:5_000],
                          "take_up": take_up[:5_000]})
     pdf = experiment_rows(spark.createDataFrame(rows), F.lit(ALL), delta="suggestion", take_up="take_up")
-    dist, _, counts = newton_on_rows(pdf, {ALL: 1.0}, None, k=k, take_up=True)
+    dist, _, counts = newton_on_rows(pdf, {ALL: 1.0}, None, k=k)
     local, _ = fit_theta(offered[:5_000], offset[:5_000], y[:5_000], k=k, take_up=take_up[:5_000])
     assert dist[ALL] == pytest.approx(local, abs=1e-5) and counts[ALL] == 5_000
 

@@ -219,31 +219,30 @@ def with_offset(df: DataFrame, predictor: DemandPredictor) -> DataFrame:
 
 def experiment_rows(rows: DataFrame, by: Column, delta: str = "price_nudge",
                     take_up: str | None = None) -> pd.DataFrame:
-    """The experiment's rows on the driver, five numbers and a segment each (about 4 MB for the ~85k rows of a
-    1M-listing marketplace): ``seg`` (``by`` as a string), ``delta`` (the column of log price moves),
-    ``offset``, ``take_up`` (the column of their probability of being taken; 1 where None) and the label ``y``.
+    """The experiment's rows on the driver, four or five numbers and a segment each (about 4 MB for the ~85k rows
+    of a 1M-listing marketplace): ``seg`` (``by`` as a string), ``delta`` (the column of log price moves),
+    ``offset``, the label ``y`` and, where ``take_up`` names one, ``take_up`` (the column of the moves'
+    probability of being taken; without it every move is taken).
 
     ``newton_on_rows`` iterates on them on the driver, where one Spark aggregation per iteration (up to 25, twice
     per estimate) took about 25 s of the demand job at 1M, for a few milliseconds of arithmetic each."""
-    return rows.select(by.cast("string").alias("seg"), F.col(delta).cast("double").alias("delta"),
-                       F.col("offset").cast("double").alias("offset"),
-                       (F.col(take_up) if take_up else F.lit(1.0)).cast("double").alias("take_up"),
-                       F.col("label").cast("double").alias("y")).toPandas()
+    cols = [by.cast("string").alias("seg"), F.col(delta).cast("double").alias("delta"),
+            F.col("offset").cast("double").alias("offset"), F.col("label").cast("double").alias("y")]
+    return rows.select(*cols, *([F.col(take_up).cast("double").alias("take_up")] if take_up else [])).toPandas()
 
 
 def newton_on_rows(pdf: pd.DataFrame, prior: dict[str, float], prior_sd: float | None, iters: int = NEWTON_ITERS,
-                   k: float | None = None, take_up: bool = False
-                   ) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+                   k: float | None = None) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
     """Penalised maximum-likelihood theta per segment of ``pdf`` (``experiment_rows``), every segment at once by
     Fisher scoring.  ``prior``: segment -> prior mean (``ALL`` for any segment not named); ``prior_sd`` None:
-    unpenalised; ``k``: the frailty the price response mixes over; ``take_up``: weigh each move by its
-    probability of being taken (intent to treat) (``score_terms``).  Returns theta, information and rows per
-    segment, segments in sorted order."""
+    unpenalised; ``k``: the frailty the price response mixes over.  Rows with a ``take_up`` column weigh each
+    move by its probability of being taken (intent to treat) (``score_terms``).  Returns theta, information and
+    rows per segment, segments in sorted order."""
     codes, segments = pd.factorize(pdf["seg"], sort=True)
     keep = codes >= 0  # a null segment is no segment (a grouping would have made it one of None)
     codes = codes[keep]
     d, off, y = (pdf[c].to_numpy(dtype=np.float64)[keep] for c in ("delta", "offset", "y"))
-    tu = pdf["take_up"].to_numpy(dtype=np.float64)[keep] if take_up else None
+    tu = pdf["take_up"].to_numpy(dtype=np.float64)[keep] if "take_up" in pdf else None
     names = [str(x) for x in segments]
     n = np.bincount(codes, minlength=len(names))
     mean = np.array([prior.get(x, prior.get(ALL, 1.0)) for x in names])
@@ -270,10 +269,10 @@ def estimate_elasticities(nudged: DataFrame, prior_sd: float, k: float | None = 
     ``delta``, ``take_up``: see ``experiment_rows``.  The table's attrs carry the correlation with the true
     segment elasticities that the data's noise allows if they spread by ``prior_sd`` (``expected_correlation``)."""
     pdf = experiment_rows(nudged, F.col("segment"), delta, take_up)  # collected once, for both fits
-    overall, o_info, o_n = newton_on_rows(pdf.assign(seg=ALL), {ALL: 1.0}, None, k=k, take_up=take_up is not None)
+    overall, o_info, o_n = newton_on_rows(pdf.assign(seg=ALL), {ALL: 1.0}, None, k=k)
     if ALL not in overall or not np.isfinite(overall[ALL]):
         raise ModelGateError("the price response could not be estimated: no usable exploration rows")
-    theta, info, counts = newton_on_rows(pdf, {ALL: overall[ALL]}, prior_sd, k=k, take_up=take_up is not None)
+    theta, info, counts = newton_on_rows(pdf, {ALL: overall[ALL]}, prior_sd, k=k)
     elasticity = {ALL: max(0.0, overall[ALL]), **{k: max(0.0, v) for k, v in theta.items()}}
     table_ = pd.DataFrame({"segment": list(theta), "exploration": [elasticity[k] for k in theta],
                            "exploration_se": [1.0 / np.sqrt(info[k]) for k in theta],
